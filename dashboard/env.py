@@ -1,0 +1,184 @@
+"""Read configuration from environment variables, failing loudly on malformed values.
+
+Every helper names the variable in its error, so a typo in a deployment stops start-up with
+a sentence an operator can act on instead of a stack trace deep inside a library.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class ConfigError(ImproperlyConfigured):
+    """A configuration value taken from the environment is missing or malformed."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_str(name: str, default: str = "", environ: Mapping[str, str] | None = None) -> str:
+    environ = os.environ if environ is None else environ
+    return environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
+    raw = env_str(name, "", environ).lower()
+    if raw == "":
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{name}: expected a boolean (true/false, 1/0, yes/no, on/off), got {raw!r}")
+
+
+def env_int(
+    name: str,
+    default: int,
+    environ: Mapping[str, str] | None = None,
+    minimum: int | None = None,
+) -> int:
+    raw = env_str(name, "", environ)
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def env_list(name: str, default: list[str], environ: Mapping[str, str] | None = None) -> list[str]:
+    raw = env_str(name, "", environ)
+    if raw == "":
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _port(name: str, raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a port number, got {raw!r}") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{name}: port {port} is out of range 1-65535")
+    return port
+
+
+def _url_port(name: str, url: str) -> int | None:
+    """The port of a URL, with urllib's ValueError turned into a ConfigError naming `name`."""
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        netloc = urlsplit(url).netloc.rpartition("@")[2]
+        raise ConfigError(f"{name}: malformed port in {netloc!r}") from None
+
+
+DATABASE_SCHEMES = {"postgres", "postgresql", "pgsql", "sqlite"}
+
+
+def database_config(
+    name: str, default_sqlite_path: str, environ: Mapping[str, str] | None = None
+) -> dict:
+    """Django DATABASES['default'] from a URL such as postgres://user@host:5432/db.
+
+    Unset means a SQLite file at `default_sqlite_path`: the embedded mode.
+    """
+    import dj_database_url
+
+    raw = env_str(name, "", environ)
+    if raw == "":
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": default_sqlite_path,
+            "OPTIONS": {"timeout": 20},
+        }
+    scheme = urlsplit(raw).scheme
+    if scheme not in DATABASE_SCHEMES:
+        shown = scheme or "(none)"
+        raise ConfigError(
+            f"{name}: expected postgres://user:password@host:port/name or sqlite:///path, "
+            f"got a URL with scheme {shown}"
+        )
+    if scheme != "sqlite":
+        _url_port(name, raw)
+        if not urlsplit(raw).path.strip("/"):
+            raise ConfigError(f"{name}: the URL names no database (add /name at the end)")
+    try:
+        config = dj_database_url.parse(raw, conn_max_age=60, conn_health_checks=True)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"{name}: cannot parse the URL ({exc.__class__.__name__})") from None
+    return config
+
+
+def redis_url(name: str, environ: Mapping[str, str] | None = None) -> str:
+    raw = env_str(name, "", environ)
+    if raw == "":
+        return ""
+    scheme = urlsplit(raw).scheme
+    if scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError(f"{name}: expected redis://host:port/db, got scheme {scheme or '(none)'}")
+    _url_port(name, raw)
+    return raw
+
+
+def email_config(environ: Mapping[str, str] | None = None) -> dict:
+    """Django EMAIL_* settings from EMAIL_URL or from the separate EMAIL_HOST... variables.
+
+    EMAIL_URL looks like smtp://user:password@host:587?tls=1 (or smtps:// for implicit TLS,
+    or console:// to print mail, the default when nothing is configured).
+    """
+    url = env_str("EMAIL_URL", "", environ)
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in {"smtp", "smtps", "console"}:
+            raise ConfigError(
+                "EMAIL_URL: expected smtp://, smtps:// or console://, "
+                f"got {parts.scheme or '(none)'}"
+            )
+        if parts.scheme == "console":
+            return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        tls = query.get("tls", "0").lower() in _TRUE
+        return {
+            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_HOST": parts.hostname or "localhost",
+            "EMAIL_PORT": _url_port("EMAIL_URL", url) or (465 if parts.scheme == "smtps" else 25),
+            "EMAIL_HOST_USER": unquote(parts.username or ""),
+            "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+            "EMAIL_USE_TLS": tls,
+            "EMAIL_USE_SSL": parts.scheme == "smtps",
+        }
+    host = env_str("EMAIL_HOST", "", environ)
+    if not host:
+        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    port_raw = env_str("EMAIL_PORT", "25", environ)
+    use_tls = env_bool("EMAIL_USE_TLS", False, environ)
+    use_ssl = env_bool("EMAIL_USE_SSL", False, environ)
+    if use_tls and use_ssl:
+        raise ConfigError("EMAIL_USE_TLS and EMAIL_USE_SSL: set at most one of them")
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": host,
+        "EMAIL_PORT": _port("EMAIL_PORT", port_raw),
+        "EMAIL_HOST_USER": env_str("EMAIL_HOST_USER", "", environ),
+        "EMAIL_HOST_PASSWORD": env_str("EMAIL_HOST_PASSWORD", "", environ),
+        "EMAIL_USE_TLS": use_tls,
+        "EMAIL_USE_SSL": use_ssl,
+    }
+
+
+def site_url(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
+    raw = env_str(name, default, environ).rstrip("/")
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ConfigError(f"{name}: expected an absolute http(s) URL, got {raw!r}")
+    _url_port(name, raw)
+    return raw

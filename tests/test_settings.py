@@ -1,0 +1,110 @@
+"""Configuration from the environment: good values work, malformed ones stop start-up."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dashboard.env import ConfigError, database_config, email_config, env_bool, env_int, site_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _manage_check(**env):
+    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    base.update({"DEBUG": "true", "SECRET_KEY": "x"})
+    base.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_URL", "nonsense"),
+        ("DATABASE_URL", "postgres://u@localhost:notaport/db"),
+        ("DEBUG", "maybe"),
+        ("EMAIL_PORT", "twenty-five"),
+        ("REDIS_URL", "http://localhost:6379"),
+        ("REDIS_URL", "redis://localhost:port/0"),
+        ("SITE_URL", "example.com"),
+        ("GIT_TIMEOUT", "soon"),
+    ],
+)
+def test_malformed_value_stops_startup_naming_the_variable(variable, value):
+    env = {variable: value}
+    if variable == "EMAIL_PORT":
+        env["EMAIL_HOST"] = "mail.example.com"
+    result = _manage_check(**env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("configuration error: ")
+    assert variable in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_secret_key_required_without_debug():
+    result = _manage_check(DEBUG="false", SECRET_KEY="")
+    assert result.returncode == 2
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_embedded_defaults_need_nothing_configured(tmp_path):
+    result = _manage_check(DATA_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+
+
+def test_env_bool_spellings():
+    assert env_bool("X", False, {"X": "Yes"}) is True
+    assert env_bool("X", True, {"X": "off"}) is False
+    assert env_bool("X", True, {}) is True
+    with pytest.raises(ConfigError, match="X"):
+        env_bool("X", True, {"X": "2"})
+
+
+def test_env_int_minimum():
+    assert env_int("N", 3, {"N": "7"}) == 7
+    with pytest.raises(ConfigError, match="N: must be at least 1"):
+        env_int("N", 3, {"N": "0"}, minimum=1)
+
+
+def test_database_config_sqlite_default_and_postgres_url():
+    assert database_config("DATABASE_URL", "/tmp/x.sqlite3", {})["NAME"] == "/tmp/x.sqlite3"
+    config = database_config(
+        "DATABASE_URL", "/unused", {"DATABASE_URL": "postgres://me:secret@db.internal:6543/fh"}
+    )
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["HOST"], config["PORT"], config["NAME"]) == ("db.internal", 6543, "fh")
+    with pytest.raises(ConfigError, match="names no database"):
+        database_config("DATABASE_URL", "/unused", {"DATABASE_URL": "postgres://h:5432"})
+
+
+def test_email_url_and_separate_variables():
+    config = email_config({"EMAIL_URL": "smtp://bot%40x.org:p%2Fw@mail.x.org:587?tls=1"})
+    assert config["EMAIL_HOST"] == "mail.x.org"
+    assert config["EMAIL_PORT"] == 587
+    assert config["EMAIL_HOST_USER"] == "bot@x.org"
+    assert config["EMAIL_HOST_PASSWORD"] == "p/w"
+    assert config["EMAIL_USE_TLS"] is True
+    assert email_config({})["EMAIL_BACKEND"].endswith("console.EmailBackend")
+    separate = email_config({"EMAIL_HOST": "smtp.local", "EMAIL_PORT": "2525"})
+    assert (separate["EMAIL_HOST"], separate["EMAIL_PORT"]) == ("smtp.local", 2525)
+    with pytest.raises(ConfigError, match="EMAIL_PORT"):
+        email_config({"EMAIL_HOST": "smtp.local", "EMAIL_PORT": "99999"})
+    with pytest.raises(ConfigError, match="EMAIL_URL"):
+        email_config({"EMAIL_URL": "imap://x"})
+
+
+def test_site_url_must_be_absolute():
+    assert site_url("SITE_URL", "", {"SITE_URL": "https://fh.example.com/"}) == (
+        "https://fh.example.com"
+    )
+    with pytest.raises(ConfigError, match="SITE_URL"):
+        site_url("SITE_URL", "", {"SITE_URL": "/relative"})
