@@ -43,6 +43,17 @@ GIT_TIMEOUT = env_int("GIT_TIMEOUT", 3600, minimum=1)
 # Partial clone filter for upstream mirrors ("blob:none", "tree:0", or empty for a full clone).
 GIT_CLONE_FILTER = env_str("GIT_CLONE_FILTER", "blob:none")
 
+# Upstream data sources. Base URLs are settings so a proxy or an internal mirror can stand in.
+CHROMIUMDASH_URL = site_url("CHROMIUMDASH_URL", "https://chromiumdash.appspot.com")
+VERSIONHISTORY_URL = site_url("VERSIONHISTORY_URL", "https://versionhistory.googleapis.com/v1")
+CHROME_RELEASES_FEED_URL = site_url(
+    "CHROME_RELEASES_FEED_URL", "https://chromereleases.googleblog.com/feeds/posts/default"
+)
+# Seconds before an HTTP request to an upstream source is abandoned (connect and read).
+UPSTREAM_HTTP_TIMEOUT = env_int("UPSTREAM_HTTP_TIMEOUT", 30, minimum=1)
+# Hours after which a source whose last success is older is shown (and alerted) as stale.
+SOURCE_STALE_HOURS = env_int("SOURCE_STALE_HOURS", 24, minimum=1)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
