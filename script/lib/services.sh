@@ -8,7 +8,8 @@ _py() { .venv/bin/python - "$@"; }
 postgres_answers() {
   _py "$1" <<'PY' >/dev/null 2>&1
 import sys, psycopg
-psycopg.connect(sys.argv[1].replace("/forkhealth", "/postgres"), connect_timeout=3).close()
+# Probe the maintenance database: the named one may not exist yet (ensure_database makes it).
+psycopg.connect(sys.argv[1].rsplit("/", 1)[0] + "/postgres", connect_timeout=3).close()
 PY
 }
 

@@ -1,0 +1,262 @@
+"""Generated forks, checked with plain git against the ground truth."""
+
+import re
+
+from tests.helpers import footers, git, log_messages, patch_id
+from tracker.git import run_git
+
+
+def _forks(world, kind):
+    return [f for f in world["forks"] if f["kind"] == kind]
+
+
+def _is_ancestor(repo, commit, tip) -> bool:
+    result = run_git(["merge-base", "--is-ancestor", commit, tip], git_dir=repo, check=False)
+    return result.returncode == 0
+
+
+def _fix_commits_on(world, vuln, upstream_ref):
+    """For each part, the upstream commits that carry it on main and on `upstream_ref`."""
+    branch = upstream_ref.rsplit("/", 1)[-1]
+    return [
+        [fix["sha"]]
+        + [
+            p["sha"]
+            for p in vuln["cherry_picks"]
+            if p["part"] == part and str(p["branch"]) == branch
+        ]
+        for part, fix in enumerate(vuln["fix_commits"])
+    ]
+
+
+def _backported_by(repo, world, vuln, part, base, tag):
+    """How the fork commits between base and tag carry fix `part`, read with plain git."""
+    fix = vuln["fix_commits"][part]
+    upstream = world["upstream"]["path"]
+    fix_message = git(upstream, "log", "-1", "--format=%B", fix["sha"])
+    fix_footers = footers(fix_message)
+    fix_patch = patch_id(upstream, fix["sha"])
+    for sha, message in log_messages(repo, f"{base}..{tag}"):
+        found = footers(message)
+        if f"(cherry picked from commit {fix['sha']})" in message:
+            return "trailer"
+        same_diff = patch_id(repo, sha) == fix_patch
+        if same_diff and found.get("Change-Id", [None]) != fix_footers["Change-Id"]:
+            return "patch-id"
+        if found.get("Change-Id") == fix_footers["Change-Id"]:
+            return "change-id"
+        if found.get("Cr-Original-Commit-Position") == fix_footers.get(
+            "Cr-Commit-Position", [None]
+        ):
+            return "original-position"
+        if found.get("Reviewed-on") == fix_footers["Reviewed-on"]:
+            return "reviewed-on"
+    return None
+
+
+def test_git_fork_tags_contain_exactly_what_the_truth_says(world):
+    vulns = {v["cve"]: v for v in world["vulnerabilities"]}
+    statuses = set()
+    methods = set()
+    for fork in _forks(world, "git"):
+        repo = fork["path"]
+        branches = {b["name"]: b for b in fork["branches"]}
+        assert sorted(git(repo, "tag", "--list").split()) == sorted(
+            r["tag"] for r in fork["releases"]
+        )
+        for release in fork["releases"]:
+            tag = f"refs/tags/{release['tag']}"
+            assert git(repo, "rev-parse", f"{tag}^{{commit}}").strip() == release["sha"]
+            upstream_ref = branches[release["branch"]]["upstream_ref"]
+            base = git(
+                world["upstream"]["path"], "merge-base", release["sha"], upstream_ref
+            ).strip()
+            assert base == release["base"]
+            version = git(repo, "show", f"{release['base']}:chrome/VERSION")
+            assert version.replace("\n", "").startswith(
+                f"MAJOR={release['base_version'].split('.')[0]}"
+            )
+            for cve, expected in release["fixes"].items():
+                vuln = vulns[cve]
+                if vuln["kind"] != "chromium":
+                    continue
+                hows = []
+                for part, commits in enumerate(_fix_commits_on(world, vuln, upstream_ref)):
+                    if any(
+                        _is_ancestor(world["upstream"]["path"], c, release["base"]) for c in commits
+                    ):
+                        hows.append("base")
+                        continue
+                    method = _backported_by(
+                        repo, world, vuln, part, release["base"], release["sha"]
+                    )
+                    hows.append(method or "missing")
+                    if method:
+                        methods.add(method)
+                status = (
+                    "open" if "missing" in hows else "base" if set(hows) == {"base"} else "backport"
+                )
+                assert status == expected["status"], (fork["slug"], release["tag"], cve, hows)
+                statuses.add(status)
+    assert statuses == {"base", "backport", "open"}
+    assert methods == {"trailer", "patch-id", "change-id", "original-position", "reviewed-on"}
+
+
+def test_a_two_commit_fix_backported_halfway_stays_open(world):
+    found = False
+    for fork in _forks(world, "git"):
+        for release in fork["releases"]:
+            for fix in release["fixes"].values():
+                hows = {p["how"] for p in fix.get("parts", [])}
+                if hows == {"backport", "missing"}:
+                    assert fix["status"] == "open"
+                    found = True
+    assert found
+
+
+def test_branch_lag_matches_rev_list(world):
+    upstream = world["upstream"]["path"]
+    for fork in _forks(world, "git"):
+        for branch in fork["branches"]:
+            tip, ref = branch["tip"], branch["upstream_ref"]
+            count = int(git(upstream, "rev-list", "--count", f"{tip}..{ref}").strip())
+            assert count == branch["commits_behind"], (fork["slug"], branch["name"])
+            missing = git(upstream, "rev-list", "--reverse", f"{tip}..{ref}").split()
+            if missing:
+                oldest = git(upstream, "log", "-1", "--format=%cI", missing[0]).strip()
+                assert oldest.replace("Z", "+00:00") == branch["oldest_missing_time"]
+            else:
+                assert branch["days_behind"] == 0
+            assert git(upstream, "merge-base", tip, ref).strip() == branch["base"]
+
+
+def test_patch_sets_by_style(world):
+    upstream = world["upstream"]["path"]
+    styles = {}
+    for fork in _forks(world, "git"):
+        for branch in fork["branches"]:
+            repo, tip, ref = fork["path"], branch["tip"], branch["upstream_ref"]
+            expected = [p["sha"] for p in branch["patches"]]
+            all_own = git(upstream, "rev-list", "--no-merges", f"{ref}..{tip}").split()
+            first_parent = git(
+                upstream, "rev-list", "--first-parent", "--no-merges", f"{ref}..{tip}"
+            ).split()
+            if fork["style"] == "merge":
+                assert sorted(all_own) == sorted(expected)
+            else:
+                assert list(reversed(first_parent)) == expected, (fork["slug"], branch["name"])
+            if fork["style"] == "merging-rebase" and branch["name"] == "main":
+                # Old rebased copies stay reachable: counting them would inflate the set.
+                assert len(all_own) > 3 * len(expected)
+            styles[fork["style"]] = True
+            assert git(repo, "rev-parse", f"refs/heads/{branch['name']}").strip() == tip
+    assert set(styles) == {"rebase", "merge", "merging-rebase"}
+
+
+def test_upstreamed_patch_has_an_upstream_twin_by_patch_identity(world):
+    upstream = world["upstream"]["path"]
+    seen = 0
+    for fork in _forks(world, "git"):
+        for branch in fork["branches"]:
+            for patch in branch["patches"]:
+                if not patch["upstreamed"]:
+                    continue
+                seen += 1
+                own = patch_id(upstream, patch["sha"])
+                twins = [
+                    sha
+                    for sha, message in log_messages(
+                        upstream, f"{branch['base']}..{branch['upstream_ref']}"
+                    )
+                    if patch_id(upstream, sha) == own
+                ]
+                assert len(twins) == 1
+                subject = git(upstream, "log", "-1", "--format=%s", twins[0]).strip()
+                assert subject != patch["subject"]  # reworded upstream
+    assert seen >= 2
+
+
+def test_conflicting_patches_are_the_files_merge_tree_reports(world):
+    upstream = world["upstream"]["path"]
+    checked = 0
+    for fork in _forks(world, "git"):
+        for branch in fork["branches"]:
+            result = run_git(
+                [
+                    "merge-tree",
+                    "--write-tree",
+                    "--name-only",
+                    branch["upstream_ref"],
+                    branch["tip"],
+                ],
+                git_dir=upstream,
+                check=False,
+            )
+            lines = result.text.splitlines()
+            conflicted = set(lines[1 : lines.index("")]) if "" in lines else set(lines[1:])
+            expected = {f for p in branch["patches"] if p["conflicts"] for f in p["files"]}
+            assert conflicted == expected, (fork["slug"], branch["name"])
+            checked += bool(expected)
+    assert checked >= 2
+
+
+def test_patch_series_releases_pin_versions_and_carry_patch_files(world):
+    upstream = world["upstream"]["path"]
+    vulns = {v["cve"]: v for v in world["vulnerabilities"]}
+    methods = set()
+    (fork,) = _forks(world, "patch_series")
+    repo = fork["path"]
+    for release in fork["releases"]:
+        tag = f"refs/tags/{release['tag']}"
+        assert (
+            git(repo, "show", f"{tag}:{fork['version_file']}").strip() == release["pinned_version"]
+        )
+        series = git(repo, "show", f"{tag}:{fork['patches_dir']}/series").split()
+        assert series == release["patches"]
+        files = git(repo, "ls-tree", "-r", "--name-only", tag, f"{fork['patches_dir']}/").split()
+        files.remove(f"{fork['patches_dir']}/series")
+        assert sorted(files) == sorted(f"{fork['patches_dir']}/{p}" for p in release["patches"])
+        for cve, fix in release["fixes"].items():
+            vuln = vulns[cve]
+            if fix["status"] == "backport":
+                methods.add(fix["method"])
+                content = git(repo, "show", f"{tag}:{fork['patches_dir']}/{fix['patch']}")
+                sha = vuln["fix_commits"][0]["sha"]
+                diff = git(upstream, "show", "--format=", sha)
+                assert diff.split("index ")[1].split("\n", 1)[1] in content
+                if fix["method"] == "patch-name":
+                    assert sha[:12] in fix["patch"] and content.startswith(f"From {sha} ")
+            in_pin = (
+                all(
+                    any(
+                        _is_ancestor(upstream, c, f"refs/tags/{release['pinned_version']}")
+                        for c in commits
+                    )
+                    for commits in _fix_commits_on(
+                        world, vuln, f"refs/branch-heads/{release['pinned_version'].split('.')[2]}"
+                    )
+                )
+                if vuln["kind"] == "chromium"
+                else None
+            )
+            if in_pin is not None:
+                assert in_pin == (fix["status"] == "base"), (release["tag"], cve)
+    assert methods == {"patch-name", "patch-diff"}
+
+
+def test_same_seed_same_history_other_seed_other_history(world, tmp_path):
+    from tracker.generator import build_world, standard_world
+
+    again = build_world(standard_world(seed=7), tmp_path / "again")
+    other = build_world(standard_world(seed=8), tmp_path / "other")
+    assert again["upstream"]["tip"] == world["upstream"]["tip"]
+    assert [f.get("branches", [{}])[0].get("tip") for f in again["forks"]] == [
+        f.get("branches", [{}])[0].get("tip") for f in world["forks"]
+    ]
+    assert other["upstream"]["tip"] != world["upstream"]["tip"]
+
+
+def test_fix_commit_sha_in_a_patch_name_matches(world):
+    (fork,) = _forks(world, "patch_series")
+    names = {p for r in fork["releases"] for p in r["patches"]}
+    assert any(re.fullmatch(r"chromium/cherry-pick-[0-9a-f]{12}\.patch", n) for n in names)
