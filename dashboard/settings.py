@@ -117,6 +117,14 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# Seconds between worker heartbeats; the health check calls workers down after three misses.
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 60, minimum=5)
+CELERY_BEAT_SCHEDULE = {
+    "worker heartbeat": {
+        "task": "tracker.record_worker_heartbeat",
+        "schedule": WORKER_HEARTBEAT_SECONDS,
+    },
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -195,6 +195,17 @@ class Milestone:
         return None
 
     stable_end: int = 0
+    _picks: dict[tuple[int, int], int] | None = None
+
+    def pick_index(self) -> dict[tuple[int, int], int]:
+        """(vulnerability, part) -> index of the branch commit that brings it (after planning)."""
+        if self._picks is None:
+            self._picks = {
+                (c.vuln, c.part): j
+                for j, c in enumerate(self.commits)
+                if c.kind in ("pick", "roll")
+            }
+        return self._picks
 
 
 @dataclass(frozen=True)
@@ -392,6 +403,7 @@ class UpstreamPlan:
             self._plan_picks(vuln)
         for m in self.milestones:
             m.commits.sort(key=lambda c: (c.time, c.kind != "bump"))
+            m._picks = None  # built on first use, now that the order is final
 
     def _plan_picks(self, vuln: Vulnerability) -> None:
         for part, index in enumerate(vuln.parts):
@@ -418,10 +430,8 @@ class UpstreamPlan:
         m = self.milestones[base.line]
         if index <= m.bp_index:
             return True
-        return any(
-            c.vuln == vuln.number and c.part == part and c.kind in ("pick", "roll")
-            for c in m.commits[: base.index + 1]
-        )
+        picked = m.pick_index().get((vuln.number, part))
+        return picked is not None and picked <= base.index
 
     def vuln_in(self, base: UpRef, vuln: Vulnerability) -> bool:
         return all(self.part_in(base, vuln, p) for p in range(len(vuln.parts)))

@@ -1,0 +1,52 @@
+"""The demo command builds the demo world and registers it; the overview shows it."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from tracker.demo import build_demo, register_demo
+from tracker.models import Fork, ForkKind, TrackedBranch, Upstream
+
+
+@pytest.mark.django_db
+def test_demo_registers_upstream_forks_and_branches_idempotently(tmp_path):
+    truth = build_demo(tmp_path, datetime(2026, 11, 1, tzinfo=UTC))
+    register_demo(truth)
+    register_demo(truth)
+    assert Upstream.objects.count() == 1
+    assert Path(Upstream.objects.get().git_url, "HEAD").exists()
+    assert Fork.objects.count() == len(truth["forks"])
+    kinds = set(Fork.objects.values_list("kind", flat=True))
+    assert kinds == {ForkKind.GIT, ForkKind.PATCH_SERIES}
+    git_branches = sum(len(f.get("branches", [])) for f in truth["forks"])
+    series = sum(1 for f in truth["forks"] if f["kind"] == "patch_series")
+    assert TrackedBranch.objects.count() == git_branches + series
+    acme = Fork.objects.get(slug="acme")
+    assert acme.owners == ["release@acme.example"]
+    assert set(acme.branches.values_list("upstream_ref", flat=True)) >= {"refs/heads/main"}
+
+
+@pytest.mark.django_db
+def test_demo_command_and_overview(settings, tmp_path, staff_client, capsys):
+    settings.DATA_DIR = tmp_path
+    call_command("demo")
+    assert "demo: upstream with" in capsys.readouterr().out
+    body = staff_client.get(reverse("overview")).content.decode()
+    for fork in Fork.objects.all():
+        assert fork.name in body
+    assert "refs/branch-heads/" in body
+
+
+@pytest.mark.django_db
+def test_create_login_prints_the_password_once(capsys, django_user_model, client):
+    call_command("create_login", "alice")
+    first = capsys.readouterr().out
+    password = first.split("password ")[1].split("'")[1]
+    call_command("create_login", "alice")
+    second = capsys.readouterr().out
+    assert password not in second and "exists" in second
+    assert client.login(username="alice", password=password)
+    assert django_user_model.objects.get(username="alice").is_staff

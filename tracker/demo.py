@@ -1,0 +1,54 @@
+"""The demo world: a generated upstream and forks, registered in the database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from django.db import transaction
+
+from tracker.generator import build_world, standard_world
+from tracker.models import Fork, ForkKind, TrackedBranch, Upstream
+
+DEMO_UPSTREAM_SLUG = "chromium"
+
+
+def build_demo(data_dir: Path, now: datetime, seed: int = 1) -> dict:
+    """Write the demo repositories under `data_dir`/demo and return their ground truth.
+
+    `now` is the world's present: the demo is built relative to the real clock so that its
+    figures (days behind, ages of open fixes) look like a live fork's.
+    """
+    return build_world(standard_world(seed=seed, now=now), data_dir / "demo" / "world")
+
+
+@transaction.atomic
+def register_demo(truth: dict) -> Upstream:
+    """Create or update the demo upstream, forks and tracked branches (by slug, idempotent)."""
+    upstream, _ = Upstream.objects.update_or_create(
+        slug=DEMO_UPSTREAM_SLUG,
+        defaults={"name": "Chromium (demo)", "git_url": truth["upstream"]["path"]},
+    )
+    for fork_truth in truth["forks"]:
+        is_series = fork_truth["kind"] == "patch_series"
+        fork, _ = Fork.objects.update_or_create(
+            slug=fork_truth["slug"],
+            defaults={
+                "upstream": upstream,
+                "name": fork_truth["name"],
+                "kind": ForkKind.PATCH_SERIES if is_series else ForkKind.GIT,
+                "git_url": fork_truth["path"],
+                "release_tag_pattern": fork_truth["release_tag_pattern"],
+                "pinned_version_file": fork_truth.get("version_file", ""),
+                "patches_dir": fork_truth.get("patches_dir", ""),
+                "owner_emails": fork_truth.get("owner_email", ""),
+            },
+        )
+        branches = fork_truth.get("branches") or [
+            {"name": "main", "upstream_ref": "refs/heads/main"}
+        ]
+        for branch in branches:
+            TrackedBranch.objects.update_or_create(
+                fork=fork, name=branch["name"], defaults={"upstream_ref": branch["upstream_ref"]}
+            )
+    return upstream
