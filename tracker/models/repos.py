@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import models
 
-from tracker.git import UnsafeGitInput, check_ref_name
+from tracker.git import RemoteURL, UnsafeGitInput, check_ref_name, check_remote_url
 
 
 def validate_ref_name(value: str) -> None:
@@ -32,7 +32,21 @@ def split_emails(value: str) -> list[str]:
     return [a.strip() for a in value.replace(";", ",").replace("\n", ",").split(",") if a.strip()]
 
 
-class Upstream(models.Model):
+class HasRemote:
+    """Models with `git_url` and encrypted `git_credentials` give git a validated remote."""
+
+    git_url: str
+    git_credentials: str
+
+    def remote(self, local_roots) -> RemoteURL:
+        from tracker.secrets import decrypt_credentials
+
+        checked = check_remote_url(self.git_url, local_roots)
+        username, password = decrypt_credentials(self.git_credentials)
+        return RemoteURL(checked.url, username, password)
+
+
+class Upstream(HasRemote, models.Model):
     """The upstream a fork follows: Chromium's chromium/src, or an internal mirror of it."""
 
     slug = models.SlugField(unique=True)
@@ -54,7 +68,12 @@ class Upstream(models.Model):
         help_text="Version tags, MAJOR.0.BUILD.PATCH.",
     )
     version_file = models.CharField(max_length=200, default="chrome/VERSION")
+    git_credentials = models.TextField(
+        blank=True, default="", help_text="Encrypted user name and password (tracker.secrets)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["name"]
@@ -68,7 +87,7 @@ class ForkKind(models.TextChoices):
     PATCH_SERIES = "patch_series", "patch-series fork"
 
 
-class Fork(models.Model):
+class Fork(HasRemote, models.Model):
     """A Chromium fork.
 
     A *git fork* has branches carrying upstream history plus the fork's own commits. A
@@ -100,7 +119,12 @@ class Fork(models.Model):
         validators=[validate_email_list],
         help_text="Comma-separated addresses that receive this fork's alerts.",
     )
+    git_credentials = models.TextField(
+        blank=True, default="", help_text="Encrypted user name and password (tracker.secrets)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["name"]

@@ -1,0 +1,115 @@
+"""Upstream history in the database: one row per commit, keyed by (upstream, sha).
+
+Only what the dashboard queries is kept (subject and parsed footers, not whole messages), so a
+Chromium-sized history fits: about 1,000,000 rows on main plus the release branches.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from tracker.models.repos import Upstream
+
+
+class UpstreamCommit(models.Model):
+    """An upstream commit and the facts parsed from its message.
+
+    `ref` is the upstream ref whose ingestion first reached the commit: refs/heads/main for
+    main commits, refs/branch-heads/N for commits only on a release branch. Whether another
+    ref contains a main commit follows from positions (the branch-point rule: a main commit at
+    position P is in a branch cut at position B when P <= B).
+    """
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="commits")
+    sha = models.CharField(max_length=40)
+    parents = models.TextField(blank=True, default="", help_text="Parent ids, space-separated.")
+    author_name = models.CharField(max_length=200, blank=True, default="")
+    author_email = models.CharField(max_length=200, blank=True, default="")
+    author_time = models.DateTimeField()
+    commit_time = models.DateTimeField()
+    subject = models.TextField(blank=True, default="")
+    ref = models.CharField(max_length=200)
+    # Cr-Commit-Position: the ref and number the commit got when it landed.
+    position_ref = models.CharField(max_length=200, blank=True, default="")
+    position = models.IntegerField(null=True, blank=True)
+    # Cr-Branched-From (the last one, i.e. the branch point on main).
+    branched_from_sha = models.CharField(max_length=40, blank=True, default="")
+    branched_from_position = models.IntegerField(null=True, blank=True)
+    change_id = models.CharField(max_length=41, blank=True, default="")
+    reviewed_on = models.TextField(
+        blank=True, default="", help_text="Review URLs, space-separated."
+    )
+    cherry_picked_from = models.TextField(
+        blank=True, default="", help_text="Ids from (cherry picked from commit …), space-separated."
+    )
+    # Cr-Original-Commit-Position on refs/heads/main (or master), for cherry-picks.
+    original_position = models.IntegerField(null=True, blank=True)
+    message_lossy = models.BooleanField(
+        default=False, help_text="The message was not valid UTF-8 and was decoded with a fallback."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["upstream", "sha"], name="uniq_upstream_commit_sha"),
+        ]
+        indexes = [
+            # Commit by position ("main@{#N}"), lag and branch-point arithmetic.
+            models.Index(fields=["upstream", "position_ref", "position"], name="commit_position"),
+            # Cherry-picks grouped with their original by Change-Id; fork backport matching.
+            models.Index(fields=["upstream", "change_id"], name="commit_change_id"),
+            # Cherry-picks of a main commit by original position.
+            models.Index(fields=["upstream", "original_position"], name="commit_orig_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sha[:12]} {self.subject[:60]}"
+
+
+class CommitBug(models.Model):
+    """A bug id named by a commit's Bug:/Fixed:/BUG= footers.
+
+    Keyed by commit sha rather than by row id, so it can be bulk-loaded beside the commits
+    without knowing their primary keys.
+    """
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="commit_bugs")
+    sha = models.CharField(max_length=40)
+    project = models.CharField(max_length=40, default="chromium")
+    bug_id = models.BigIntegerField()
+    fixed = models.BooleanField(default=False, help_text="Named by a Fixed: footer.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["upstream", "sha", "project", "bug_id"], name="uniq_commit_bug"
+            ),
+        ]
+        indexes = [
+            # Fix commits of a vulnerability: its bug ids -> commits.
+            models.Index(fields=["upstream", "project", "bug_id"], name="commit_bug_lookup"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project}:{self.bug_id} in {self.sha[:12]}"
+
+
+class IngestCursor(models.Model):
+    """How far ingestion of one upstream ref has got: the tip it last finished with.
+
+    Written only after every commit up to `sha` is in the database, so a crash half-way means
+    the next run re-reads from the previous cursor (rows already written are skipped).
+    """
+
+    upstream = models.ForeignKey(Upstream, on_delete=models.CASCADE, related_name="cursors")
+    ref = models.CharField(max_length=200)
+    sha = models.CharField(max_length=40)
+    commits = models.IntegerField(default=0, help_text="Commits ingested for this ref so far.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["upstream", "ref"], name="uniq_ingest_cursor"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ref} at {self.sha[:12]}"

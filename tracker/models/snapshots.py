@@ -1,0 +1,114 @@
+"""Rebase health of a tracked fork branch, one snapshot per sync: the trend charts' series."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from tracker.models.repos import TrackedBranch
+
+
+class BranchSnapshot(models.Model):
+    """Lag and patch-set figures of a fork branch at one sync.
+
+    Terms:
+    - *base*: the merge-base of the fork branch with the upstream ref it follows.
+    - *commits behind*: upstream commits (on the followed ref) the branch does not contain,
+      as `git rev-list --count branch..upstream`; `_first_parent` counts only along upstream's
+      first-parent line.
+    - *days behind*: whole days from the oldest missing upstream commit's commit time to the
+      snapshot; 0 when nothing is missing.
+    - *versions behind*: upstream `chrome/VERSION` changes between the base and the followed
+      ref's tip; *milestones behind*: the tip's MAJOR minus the base's MAJOR.
+    - The `_at_tip` figures are the same, measured against upstream as it was when the branch's
+      own last commit was made: an abandoned branch has small `_at_tip` lag and large lag now.
+    - *patches*: the fork's own commits on top of the base (first-parent, no merges), so old
+      copies kept reachable by merging-rebase forks are not counted.
+    """
+
+    branch = models.ForeignKey(TrackedBranch, on_delete=models.CASCADE, related_name="snapshots")
+    taken_at = models.DateTimeField()
+    tip_sha = models.CharField(max_length=40)
+    tip_time = models.DateTimeField()
+    upstream_tip_sha = models.CharField(max_length=40)
+    base_sha = models.CharField(max_length=40, blank=True, default="")
+    base_position_ref = models.CharField(max_length=200, blank=True, default="")
+    base_position = models.IntegerField(null=True, blank=True)
+    base_version = models.CharField(max_length=40, blank=True, default="")
+    base_major = models.IntegerField(null=True, blank=True)
+    base_minor = models.IntegerField(null=True, blank=True)
+    base_build = models.IntegerField(null=True, blank=True)
+    base_patch = models.IntegerField(null=True, blank=True)
+    base_moved_at = models.DateTimeField(null=True, blank=True)
+
+    commits_behind = models.IntegerField()
+    commits_behind_first_parent = models.IntegerField()
+    oldest_missing_at = models.DateTimeField(null=True, blank=True)
+    days_behind = models.IntegerField()
+    versions_behind = models.IntegerField()
+    milestones_behind = models.IntegerField()
+
+    upstream_tip_at_tip_sha = models.CharField(max_length=40, blank=True, default="")
+    commits_behind_at_tip = models.IntegerField()
+    days_behind_at_tip = models.IntegerField()
+    versions_behind_at_tip = models.IntegerField()
+    milestones_behind_at_tip = models.IntegerField()
+
+    patch_count = models.IntegerField()
+    patches_upstreamed = models.IntegerField()
+    patches_added = models.IntegerField(default=0)
+    patches_dropped = models.IntegerField(default=0)
+    patches_changed = models.IntegerField(default=0)
+    conflicting_patches = models.IntegerField(default=0)
+    conflicting_files = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["branch", "taken_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["branch", "taken_at"], name="uniq_snapshot_time"),
+        ]
+        indexes = [
+            # Trend charts and "latest snapshot per branch": snapshots of a branch by time.
+            models.Index(fields=["branch", "-taken_at"], name="snapshot_branch_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.branch} @ {self.taken_at:%Y-%m-%d %H:%M}"
+
+
+class PatchChange(models.TextChoices):
+    UNCHANGED = "unchanged", "unchanged"
+    ADDED = "added", "added"
+    CHANGED = "changed", "changed"
+    DROPPED = "dropped", "dropped"
+
+
+class SnapshotPatch(models.Model):
+    """One fork patch in a snapshot (or one dropped since the previous snapshot)."""
+
+    snapshot = models.ForeignKey(BranchSnapshot, on_delete=models.CASCADE, related_name="patches")
+    order = models.IntegerField(help_text="Position in the series, oldest first.")
+    sha = models.CharField(max_length=40)
+    subject = models.TextField()
+    author = models.CharField(max_length=200, blank=True, default="")
+    patch_id = models.CharField(max_length=40, blank=True, default="")
+    files = models.TextField(blank=True, default="", help_text="Paths touched, one per line.")
+    change = models.CharField(max_length=10, choices=PatchChange.choices)
+    upstream_sha = models.CharField(
+        max_length=40, blank=True, default="", help_text="Upstream commit with the same patch id."
+    )
+    conflict_files = models.TextField(
+        blank=True, default="", help_text="Files predicted to conflict on rebase, one per line."
+    )
+
+    class Meta:
+        ordering = ["snapshot", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "order"], name="uniq_snapshot_patch"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sha[:12]} {self.subject[:60]}"
+
+    @property
+    def is_upstreamed(self) -> bool:
+        return bool(self.upstream_sha)
