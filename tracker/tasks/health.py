@@ -1,4 +1,4 @@
-"""Celery tasks: each loads what it needs by id and calls one domain function."""
+"""Tasks about the service itself."""
 
 from __future__ import annotations
 
