@@ -355,7 +355,8 @@ def _spawn(
                 stderr = redact(errfile.read().decode("utf-8", errors="replace"))
                 if timed_out:
                     raise GitError(f"{_describe(command)} timed out after {timeout:.0f}s")
-                if returncode != 0:
+                # SIGPIPE: the reader stopped early on purpose (e.g. it needed one line).
+                if returncode not in (0, -signal.SIGPIPE):
                     first = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
                     raise GitError(
                         f"{_describe(command)} failed (exit {returncode}): {first}",

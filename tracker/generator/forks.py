@@ -274,6 +274,8 @@ class _BranchWriter:
                 self._backport(when, payload)
             else:
                 self._release(when)
+        # A branch with no commits of its own (exactly at its base) still needs its ref.
+        self.w.reset(self.ref, f":{b.tip_mark}")
 
     def _patches_at(self, sync_index: int | None) -> list[Patch]:
         """Patches in the series after sync `sync_index` (None: at the start)."""
@@ -476,6 +478,7 @@ class _BranchWriter:
             {
                 "time": when,
                 "base": self.b.base,
+                "tip_mark": self.b.tip_mark,
                 "patches": [e.subject for e in self.b.series if e.kind == "patch"],
             }
         )

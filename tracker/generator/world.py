@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tracker.generator import feeds
 from tracker.generator.fastimport import FastImportWriter
-from tracker.generator.forks import GitForkPlan, PatchSeriesPlan
+from tracker.generator.forks import ADJUSTED, GitForkPlan, PatchSeriesPlan
 from tracker.generator.spec import DAY, WorldSpec
 from tracker.generator.upstream import (
     MAIN,
@@ -337,13 +337,21 @@ class World:
                     )
                     entry["patch"] = p.number
                 else:
+                    # Upstream brought the fix onto the followed ref after the fork's base: an
+                    # identical backport is now "already upstream", an adjusted one (same file,
+                    # other content) conflicts with upstream's version on the next rebase.
+                    vuln = up.vulns[e.vuln]
+                    missing_upstream_fix = up.part_in(b.tip_upref(), vuln, e.part) and not (
+                        up.part_in(b.base, vuln, e.part)
+                    )
+                    adjusted = e.method in ADJUSTED
                     entry.update(
                         {
-                            "vuln": up.vulns[e.vuln].cve,
+                            "vuln": vuln.cve,
                             "part": e.part,
                             "method": e.method,
-                            "upstreamed": False,
-                            "conflicts": False,
+                            "upstreamed": missing_upstream_fix and not adjusted,
+                            "conflicts": missing_upstream_fix and adjusted,
                         }
                     )
                 patches.append(entry)
@@ -364,6 +372,7 @@ class World:
                         {
                             "time": _iso(s["time"]),
                             "base": self.upref_sha(s["base"]),
+                            "tip": shas[s["tip_mark"]],
                             "patches": s["patches"],
                         }
                         for s in b.snapshots

@@ -64,8 +64,9 @@ class Upstream(HasRemote, models.Model):
     )
     tag_pattern = models.CharField(
         max_length=200,
-        default="refs/tags/*.*.*.*",
-        help_text="Version tags, MAJOR.0.BUILD.PATCH.",
+        default="refs/tags/*",
+        validators=[validate_ref_pattern],
+        help_text="Tags to fetch; those named MAJOR.MINOR.BUILD.PATCH are upstream versions.",
     )
     version_file = models.CharField(max_length=200, default="chrome/VERSION")
     git_credentials = models.TextField(

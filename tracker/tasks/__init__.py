@@ -1,6 +1,12 @@
 """Celery tasks, one module per area. Each task loads its object by id and calls one domain
 function; Celery finds them through this package."""
 
+from tracker.tasks.forks import sync_fork_task, sync_upstream_task
 from tracker.tasks.health import WORKER_HEARTBEAT_KEY, record_worker_heartbeat_task
 
-__all__ = ["WORKER_HEARTBEAT_KEY", "record_worker_heartbeat_task"]
+__all__ = [
+    "WORKER_HEARTBEAT_KEY",
+    "record_worker_heartbeat_task",
+    "sync_fork_task",
+    "sync_upstream_task",
+]

@@ -1,0 +1,237 @@
+"""Rebase health of one fork branch: measure it in the mirror, store it as a snapshot.
+
+`measure_branch` reads git only and returns plain data; `record_snapshot` is the one place
+that writes snapshots to the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+
+from tracker.footers import parse_footers
+from tracker.git import GitError
+from tracker.lag import (
+    Lag,
+    base_move_time,
+    commit_message,
+    commit_time,
+    measure_lag,
+    merge_base,
+    read_version,
+    upstream_as_of,
+)
+from tracker.models import BranchSnapshot, PatchChange, SnapshotPatch, TrackedBranch
+from tracker.patches import (
+    attribute_conflicts,
+    classify_churn,
+    conflicting_files,
+    find_upstreamed,
+    list_patches,
+)
+from tracker.versions import ChromiumVersion
+
+
+class NoCommonHistory(GitError):
+    """The fork branch and the upstream ref it follows share no commit."""
+
+
+@dataclass(frozen=True)
+class PatchState:
+    sha: str
+    subject: str
+    author: str
+    files: tuple[str, ...]
+    patch_id: str
+    change: str
+    upstream_sha: str = ""
+    conflict_files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BranchHealth:
+    """Everything a snapshot records; see BranchSnapshot for the terms."""
+
+    taken_at: datetime
+    tip_sha: str
+    tip_time: datetime
+    base_sha: str
+    base_position_ref: str
+    base_position: int | None
+    base_version: ChromiumVersion | None
+    base_moved_at: datetime | None
+    lag: Lag
+    lag_at_tip: Lag
+    patches: list[PatchState] = field(default_factory=list)
+    dropped: list[PatchState] = field(default_factory=list)
+
+    @property
+    def upstreamed(self) -> int:
+        return sum(1 for p in self.patches if p.upstream_sha)
+
+    @property
+    def conflicting_patches(self) -> int:
+        return sum(1 for p in self.patches if p.conflict_files)
+
+    @property
+    def conflicting_files(self) -> int:
+        return len({f for p in self.patches for f in p.conflict_files})
+
+
+def measure_branch(
+    git_dir,
+    tip: str,
+    upstream_tip: str,
+    *,
+    version_file: str,
+    now: datetime,
+    previous: Sequence[tuple[str, str, str]] | None = None,
+) -> BranchHealth:
+    """Measure a fork branch (`tip`) against the upstream ref it follows (`upstream_tip`).
+
+    `previous` is the last snapshot's patch set as (sha, subject, patch id), for churn.
+    """
+    base = merge_base(git_dir, tip, upstream_tip)
+    if base is None:
+        raise NoCommonHistory(
+            f"fork branch {tip[:12]} shares no history with upstream {upstream_tip[:12]}"
+        )
+    base_version = read_version(git_dir, base, version_file)
+    position = parse_footers(commit_message(git_dir, base)).commit_position
+    tip_time = commit_time(git_dir, tip)
+    lag = measure_lag(
+        git_dir, tip, upstream_tip, version_file=version_file, base_version=base_version, now=now
+    )
+    then = upstream_as_of(git_dir, upstream_tip, tip_time)
+    if then is None:  # the branch's last commit predates everything on the upstream ref
+        lag_at_tip = Lag(
+            upstream_tip="",
+            commits_behind=0,
+            commits_behind_first_parent=0,
+            oldest_missing_at=None,
+            days_behind=0,
+            versions_behind=0,
+            milestones_behind=0,
+        )
+    else:
+        lag_at_tip = measure_lag(
+            git_dir, tip, then, version_file=version_file, base_version=base_version, now=tip_time
+        )
+
+    patches = list_patches(git_dir, tip, upstream_tip)
+    upstreamed = find_upstreamed(git_dir, patches, tip, upstream_tip)
+    conflicts = attribute_conflicts(conflicting_files(git_dir, tip, upstream_tip), patches)
+    labels, dropped_indices = classify_churn(
+        None if previous is None else [(s, pid) for _sha, s, pid in previous],
+        [(p.subject, p.patch_id) for p in patches],
+    )
+    states = [
+        PatchState(
+            p.sha,
+            p.subject,
+            p.author,
+            p.files,
+            p.patch_id,
+            label,
+            upstreamed.get(p.sha, ""),
+            tuple(conflicts.get(p.sha, ())),
+        )
+        for p, label in zip(patches, labels, strict=True)
+    ]
+    dropped = (
+        [
+            PatchState(previous[i][0], previous[i][1], "", (), previous[i][2], PatchChange.DROPPED)
+            for i in dropped_indices
+        ]
+        if previous is not None
+        else []
+    )
+    return BranchHealth(
+        taken_at=now,
+        tip_sha=tip,
+        tip_time=tip_time,
+        base_sha=base,
+        base_position_ref=position.ref if position else "",
+        base_position=position.number if position else None,
+        base_version=base_version,
+        base_moved_at=base_move_time(git_dir, tip, base),
+        lag=lag,
+        lag_at_tip=lag_at_tip,
+        patches=states,
+        dropped=dropped,
+    )
+
+
+def previous_patch_set(branch: TrackedBranch) -> list[tuple[str, str, str]] | None:
+    """The latest snapshot's patches as (sha, subject, patch id); None before the first."""
+    latest = branch.snapshots.order_by("-taken_at").first()
+    if latest is None:
+        return None
+    return list(
+        latest.patches.exclude(change=PatchChange.DROPPED)
+        .order_by("order")
+        .values_list("sha", "subject", "patch_id")
+    )
+
+
+@transaction.atomic
+def record_snapshot(branch: TrackedBranch, health: BranchHealth) -> BranchSnapshot:
+    """Store a measurement as the branch's snapshot at `health.taken_at` (replacing one taken
+    at the same instant, so a retried sync does not add a second point)."""
+    lag, then, version = health.lag, health.lag_at_tip, health.base_version
+    changes = [p.change for p in health.patches]
+    values = {
+        "tip_sha": health.tip_sha,
+        "tip_time": health.tip_time,
+        "upstream_tip_sha": lag.upstream_tip,
+        "base_sha": health.base_sha,
+        "base_position_ref": health.base_position_ref,
+        "base_position": health.base_position,
+        "base_version": str(version) if version else "",
+        "base_major": version.major if version else None,
+        "base_minor": version.minor if version else None,
+        "base_build": version.build if version else None,
+        "base_patch": version.patch if version else None,
+        "base_moved_at": health.base_moved_at,
+        "commits_behind": lag.commits_behind,
+        "commits_behind_first_parent": lag.commits_behind_first_parent,
+        "oldest_missing_at": lag.oldest_missing_at,
+        "days_behind": lag.days_behind,
+        "versions_behind": lag.versions_behind,
+        "milestones_behind": lag.milestones_behind,
+        "upstream_tip_at_tip_sha": then.upstream_tip,
+        "commits_behind_at_tip": then.commits_behind,
+        "days_behind_at_tip": then.days_behind,
+        "versions_behind_at_tip": then.versions_behind,
+        "milestones_behind_at_tip": then.milestones_behind,
+        "patch_count": len(health.patches),
+        "patches_upstreamed": health.upstreamed,
+        "patches_added": changes.count(PatchChange.ADDED),
+        "patches_changed": changes.count(PatchChange.CHANGED),
+        "patches_dropped": len(health.dropped),
+        "conflicting_patches": health.conflicting_patches,
+        "conflicting_files": health.conflicting_files,
+    }
+    snapshot, _ = BranchSnapshot.objects.update_or_create(
+        branch=branch, taken_at=health.taken_at, defaults=values
+    )
+    snapshot.patches.all().delete()
+    SnapshotPatch.objects.bulk_create(
+        SnapshotPatch(
+            snapshot=snapshot,
+            order=order,
+            sha=p.sha,
+            subject=p.subject,
+            author=p.author,
+            patch_id=p.patch_id,
+            files="\n".join(p.files),
+            change=p.change,
+            upstream_sha=p.upstream_sha,
+            conflict_files="\n".join(p.conflict_files),
+        )
+        for order, p in enumerate([*health.patches, *health.dropped])
+    )
+    return snapshot

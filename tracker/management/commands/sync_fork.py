@@ -1,0 +1,33 @@
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from tracker.git import GitError
+from tracker.models import Fork
+from tracker.secrets import CredentialsError
+from tracker.sync import sync_fork
+
+
+class Command(BaseCommand):
+    help = "Sync one fork now, in this process (no broker needed; suitable for cron)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument(
+            "--no-upstream", action="store_true", help="do not fetch and ingest the upstream first"
+        )
+
+    def handle(self, *args, slug: str, no_upstream: bool, **options):
+        fork = Fork.objects.select_related("upstream").filter(slug=slug).first()
+        if fork is None:
+            raise CommandError(f"no fork {slug!r}")
+        try:
+            snapshots = sync_fork(fork, now=timezone.now(), fetch_upstream_first=not no_upstream)
+        except (GitError, CredentialsError) as exc:
+            raise CommandError(f"sync of {slug} failed: {exc}") from None
+        for s in snapshots:
+            self.stdout.write(
+                f"{fork.slug}:{s.branch.name}: {s.commits_behind} commits / {s.days_behind} days"
+                f" / {s.milestones_behind} milestones behind (base {s.base_version or '?'}), "
+                f"{s.patch_count} patches, {s.patches_upstreamed} upstreamed, "
+                f"{s.conflicting_patches} predicted conflicts"
+            )
