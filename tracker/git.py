@@ -214,8 +214,11 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
         "GIT_OPTIONAL_LOCKS": "0",
     }
-    if "SSH_AUTH_SOCK" in os.environ:
-        env["SSH_AUTH_SOCK"] = os.environ["SSH_AUTH_SOCK"]
+    # The SSH agent, and git's own variables for trusting an internal certificate authority,
+    # are the operator's to set; everything else in the environment stays out of git's reach.
+    for name in ("SSH_AUTH_SOCK", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH"):
+        if name in os.environ:
+            env[name] = os.environ[name]
     if extra:
         env.update(extra)
     return env
