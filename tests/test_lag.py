@@ -21,3 +21,46 @@ def test_milestones_behind():
     assert milestones_behind(base, ChromiumVersion(123, 0, 6264, 60)) == 0
     assert milestones_behind(ChromiumVersion(126, 0, 1, 0), base) == 0
     assert milestones_behind(None, base) == 0
+
+
+def test_first_parent_distance_from_positions():
+    from tracker.footers import Position
+    from tracker.lag import first_parent_distance
+
+    main = "refs/heads/main"
+    assert first_parent_distance(Position(main, 100), Position(main, 130), None) == 30
+    branch = Position("refs/branch-heads/6422", 12)
+    # 12 branch commits above the branch point at 120, plus 20 main commits above the base.
+    assert first_parent_distance(Position(main, 100), branch, Position(main, 120)) == 32
+    assert first_parent_distance(Position("refs/branch-heads/6422", 5), branch, None) == 7
+    assert first_parent_distance(Position(main, 130), branch, Position(main, 120)) is None
+    assert first_parent_distance(None, branch, None) is None
+    assert first_parent_distance(Position("refs/heads/master", 1), Position(main, 9), None) is None
+
+
+def test_versions_behind_counts_releases_on_the_followed_line():
+    from tracker.lag import VersionTags, line_build
+
+    tags = VersionTags(
+        tuple(
+            ChromiumVersion(*v)
+            for v in [
+                (124, 0, 6367, 0),
+                (125, 0, 6422, 0),
+                (125, 0, 6422, 60),
+                (125, 0, 6422, 76),
+                (125, 0, 6422, 112),
+                (126, 0, 6478, 0),
+                (124, 0, 6367, 201),
+            ]
+        )
+    )
+    base = ChromiumVersion(125, 0, 6422, 60)
+    tip = ChromiumVersion(125, 0, 6422, 112)
+    assert tags.behind(6422, base, tip) == 2
+    assert (
+        tags.behind(None, ChromiumVersion(124, 0, 6367, 0), ChromiumVersion(126, 0, 6478, 0)) == 2
+    )
+    assert tags.behind(6422, None, tip) == 0
+    assert line_build("refs/branch-heads/6422") == 6422
+    assert line_build("refs/heads/main") is None and line_build("refs/branch-heads/x") is None

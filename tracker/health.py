@@ -15,10 +15,14 @@ from django.db import transaction
 from tracker.footers import parse_footers
 from tracker.git import GitError
 from tracker.lag import (
+    NO_LAG,
     Lag,
+    PositionLookup,
+    VersionTags,
     base_move_time,
     commit_message,
     commit_time,
+    line_build,
     measure_lag,
     merge_base,
     read_version,
@@ -89,10 +93,15 @@ def measure_branch(
     version_file: str,
     now: datetime,
     previous: Sequence[tuple[str, str, str]] | None = None,
+    upstream_ref: str = "refs/heads/main",
+    tags: VersionTags | None = None,
+    commit_time_at: PositionLookup | None = None,
 ) -> BranchHealth:
     """Measure a fork branch (`tip`) against the upstream ref it follows (`upstream_tip`).
 
-    `previous` is the last snapshot's patch set as (sha, subject, patch id), for churn.
+    `previous` is the last snapshot's patch set as (sha, subject, patch id), for churn;
+    `tags` the upstream's version tags and `commit_time_at` a lookup of commit times by
+    position (both optional, they make the lag cheaper on a large upstream).
     """
     base = merge_base(git_dir, tip, upstream_tip)
     if base is None:
@@ -102,23 +111,23 @@ def measure_branch(
     base_version = read_version(git_dir, base, version_file)
     position = parse_footers(commit_message(git_dir, base)).commit_position
     tip_time = commit_time(git_dir, tip)
+    common = {
+        "version_file": version_file,
+        "build": line_build(upstream_ref),
+        "tags": tags,
+        "commit_time_at": commit_time_at,
+    }
     lag = measure_lag(
-        git_dir, tip, upstream_tip, version_file=version_file, base_version=base_version, now=now
+        git_dir, tip, upstream_tip, base=base, base_version=base_version, now=now, **common
     )
     then = upstream_as_of(git_dir, upstream_tip, tip_time)
-    if then is None:  # the branch's last commit predates everything on the upstream ref
-        lag_at_tip = Lag(
-            upstream_tip="",
-            commits_behind=0,
-            commits_behind_first_parent=0,
-            oldest_missing_at=None,
-            days_behind=0,
-            versions_behind=0,
-            milestones_behind=0,
-        )
+    then_base = merge_base(git_dir, tip, then) if then else None
+    if then is None or then_base is None:  # the branch predates everything on the upstream ref
+        lag_at_tip = NO_LAG
     else:
+        then_version = read_version(git_dir, then_base, version_file)
         lag_at_tip = measure_lag(
-            git_dir, tip, then, version_file=version_file, base_version=base_version, now=tip_time
+            git_dir, tip, then, base=then_base, base_version=then_version, now=tip_time, **common
         )
 
     patches = list_patches(git_dir, tip, upstream_tip)

@@ -7,18 +7,22 @@ Terms (units in brackets):
   first-parent line (on Chromium's linear main the two are equal).
 - *oldest missing* [time]: commit time of the first upstream commit, along the first-parent
   line, that the branch lacks; *days behind* [whole days] = now - oldest missing, 0 if none.
-- *versions behind* [versions]: upstream commits the branch lacks that change the version file
-  (each is one ``chrome/VERSION`` bump); *milestones behind* [milestones]: upstream tip's MAJOR
-  minus the base's MAJOR, never below 0.
+- *versions behind* [versions]: upstream versions released on the followed line after the
+  base's version, up to the upstream tip's (version tags: on a release branch those of its
+  BUILD, on main the main builds MAJOR.0.BUILD.0); without tags, the upstream commits the
+  branch lacks that change the version file. *milestones behind* [milestones]: the upstream
+  tip's MAJOR minus the base's MAJOR, never below 0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from tracker.footers import Position, is_main_ref, parse_footers
 from tracker.git import GitError, check_sha, git_output_stream, run_git
-from tracker.versions import ChromiumVersion, VersionParseError, parse_version_file
+from tracker.versions import ChromiumVersion, VersionParseError, parse_version, parse_version_file
 
 DAY = 86400
 
@@ -99,26 +103,6 @@ def upstream_as_of(git_dir, upstream_tip: str, when: datetime) -> str | None:
     return out or None
 
 
-def oldest_missing(git_dir, tip: str, upstream_tip: str) -> tuple[str, datetime] | None:
-    """The first upstream commit along the first-parent line that `tip` lacks."""
-    args = [
-        "log",
-        "--first-parent",
-        "--reverse",
-        "--format=%H %ct",
-        "--end-of-options",
-        check_sha(upstream_tip),
-        f"^{check_sha(tip)}",
-    ]
-    with git_output_stream(args, git_dir=git_dir) as out:
-        line = out.readline().decode().strip()
-        # Reading the first line is enough; leaving the block early kills git.
-    if not line:
-        return None
-    sha, ct = line.split()
-    return sha, _ts(ct)
-
-
 def count(git_dir, *revs: str, first_parent: bool = False, paths: tuple[str, ...] = ()) -> int:
     args = ["rev-list", "--count"]
     if first_parent:
@@ -140,23 +124,119 @@ class Lag:
     milestones_behind: int
 
 
+NO_LAG = Lag("", 0, 0, None, 0, 0, 0)
+
+
+def line_build(upstream_ref: str) -> int | None:
+    """The branch number of a release-branch ref (refs/branch-heads/6422 -> 6422); None for
+    main and anything else."""
+    tail = upstream_ref.rsplit("/", 1)[-1]
+    return int(tail) if upstream_ref.startswith("refs/branch-heads/") and tail.isdigit() else None
+
+
+@dataclass(frozen=True)
+class VersionTags:
+    """The upstream's version tags (MAJOR.MINOR.BUILD.PATCH), read once per sync."""
+
+    versions: tuple[ChromiumVersion, ...]
+
+    @classmethod
+    def read(cls, git_dir, prefix: str = "refs/upstream/tags/") -> VersionTags:
+        out = run_git(["for-each-ref", "--format=%(refname:lstrip=3)", prefix], git_dir=git_dir)
+        found = []
+        for name in out.text.split():
+            try:
+                found.append(parse_version(name))
+            except VersionParseError:
+                continue  # not a version tag
+        return cls(tuple(sorted(set(found))))
+
+    def behind(
+        self, build: int | None, base: ChromiumVersion | None, tip: ChromiumVersion | None
+    ) -> int:
+        """Versions released on a line after `base`, up to `tip`: on a release branch the tags
+        of that branch (its BUILD), on main the main builds (PATCH 0)."""
+        if base is None or tip is None:
+            return 0
+        return sum(
+            1
+            for v in self.versions
+            if base < v <= tip and (v.build == build if build is not None else v.patch == 0)
+        )
+
+
+def first_parent_distance(
+    base: Position | None, tip: Position | None, tip_branched_from: Position | None
+) -> int | None:
+    """Commits on the upstream tip's first-parent line above `base`, from Cr-Commit-Position
+    numbers alone: the same ref, or a release branch (numbered from 1 above its branch point)
+    over main. None when the footers cannot tell."""
+    if base is None or tip is None:
+        return None
+    if base.ref == tip.ref and tip.number >= base.number:
+        return tip.number - base.number
+    if (
+        tip_branched_from is not None
+        and is_main_ref(base.ref)
+        and is_main_ref(tip_branched_from.ref)
+        and base.number <= tip_branched_from.number
+    ):
+        return tip.number + tip_branched_from.number - base.number
+    return None
+
+
+def _positions(git_dir, sha: str) -> tuple[Position | None, Position | None]:
+    footers = parse_footers(commit_message(git_dir, sha))
+    branched = footers.branched_from[-1].position if footers.branched_from else None
+    return footers.commit_position, branched
+
+
+# (ref, number) -> commit time of the upstream commit with that Cr-Commit-Position, if known
+# (the database answers in O(1) what a first-parent walk answers in O(commits)).
+PositionLookup = Callable[[str, int], datetime | None]
+
+
 def measure_lag(
     git_dir,
     tip: str,
     upstream_tip: str,
     *,
-    version_file: str,
+    base: str,
     base_version: ChromiumVersion | None,
+    version_file: str,
     now: datetime,
+    build: int | None = None,
+    tags: VersionTags | None = None,
+    commit_time_at: PositionLookup | None = None,
 ) -> Lag:
-    """Lag of `tip` behind `upstream_tip` (both commit ids in `git_dir`), as of `now`."""
+    """Lag of `tip` behind `upstream_tip` (both commit ids in `git_dir`, `base` their
+    merge-base), as of `now`.
+
+    One walk counts the missing commits (``rev-list --count``). On a linear upstream with
+    Cr-Commit-Position footers the first-parent count and the oldest missing commit follow
+    from the positions; otherwise git walks the first-parent line for them.
+    """
     tip, upstream_tip = check_sha(tip), check_sha(upstream_tip)
     behind = count(git_dir, upstream_tip, f"^{tip}")
-    first_parent = count(git_dir, upstream_tip, f"^{tip}", first_parent=True)
-    oldest = oldest_missing(git_dir, tip, upstream_tip) if behind else None
-    oldest_at = oldest[1] if oldest else None
-    versions = count(git_dir, upstream_tip, f"^{tip}", paths=(version_file,)) if behind else 0
     tip_version = read_version(git_dir, upstream_tip, version_file)
+    milestones = milestones_behind(base_version, tip_version)
+    if behind == 0:
+        return Lag(upstream_tip, 0, 0, None, 0, 0, milestones)
+    base_position, _ = _positions(git_dir, base)
+    tip_position, branched_from = _positions(git_dir, upstream_tip)
+    distance = first_parent_distance(base_position, tip_position, branched_from)
+    linear = distance == behind  # every missing commit is on the first-parent line
+    first_parent = behind if linear else count(git_dir, upstream_tip, f"^{tip}", first_parent=True)
+    oldest_at = None
+    if linear and commit_time_at is not None and base_position is not None:
+        oldest_ref = base_position.ref
+        oldest_at = commit_time_at(oldest_ref, base_position.number + 1)
+    if oldest_at is None and first_parent:
+        oldest_at = commit_time(git_dir, rev_parse(git_dir, f"{upstream_tip}~{first_parent - 1}"))
+    if tags is not None:
+        versions = tags.behind(build, base_version, tip_version)
+    else:
+        versions = count(git_dir, upstream_tip, f"^{tip}", paths=(version_file,))
     return Lag(
         upstream_tip=upstream_tip,
         commits_behind=behind,
@@ -164,7 +244,7 @@ def measure_lag(
         oldest_missing_at=oldest_at,
         days_behind=days_behind(oldest_at, now),
         versions_behind=versions,
-        milestones_behind=milestones_behind(base_version, tip_version),
+        milestones_behind=milestones,
     )
 
 

@@ -11,9 +11,9 @@ from datetime import datetime
 
 from tracker.git import GitError
 from tracker.health import measure_branch, previous_patch_set, record_snapshot
-from tracker.lag import rev_parse
+from tracker.lag import PositionLookup, VersionTags, rev_parse
 from tracker.mirrors import Mirror, ensure_mirror, fetch_fork, fetch_upstream, list_refs
-from tracker.models import BranchSnapshot, Fork, ForkKind, Upstream
+from tracker.models import BranchSnapshot, Fork, ForkKind, Upstream, UpstreamCommit
 from tracker.secrets import CredentialsError
 
 logger = logging.getLogger(__name__)
@@ -51,9 +51,24 @@ def sync_upstream(upstream: Upstream, *, now: datetime, ingest: bool = True) -> 
     return mirror
 
 
+def position_lookup(upstream: Upstream) -> PositionLookup:
+    """Commit time by Cr-Commit-Position from the ingested history (None when not ingested)."""
+
+    def commit_time_at(ref: str, number: int) -> datetime | None:
+        return (
+            UpstreamCommit.objects.filter(upstream=upstream, position_ref=ref, position=number)
+            .values_list("commit_time", flat=True)
+            .first()
+        )
+
+    return commit_time_at
+
+
 def snapshot_fork(fork: Fork, mirror: Mirror, *, now: datetime) -> list[BranchSnapshot]:
     """Fetch the fork into the mirror and store a snapshot of every tracked git branch."""
     fetch_fork(fork, mirror)
+    tags = VersionTags.read(mirror.path)
+    lookup = position_lookup(fork.upstream)
     snapshots = []
     for branch in fork.branches.all():
         tip = rev_parse(mirror.path, Mirror.fork_ref(fork, branch.name))
@@ -65,6 +80,9 @@ def snapshot_fork(fork: Fork, mirror: Mirror, *, now: datetime) -> list[BranchSn
             version_file=fork.upstream.version_file,
             now=now,
             previous=previous_patch_set(branch),
+            upstream_ref=branch.upstream_ref,
+            tags=tags,
+            commit_time_at=lookup,
         )
         snapshots.append(record_snapshot(branch, health))
     return snapshots

@@ -72,6 +72,12 @@ def test_version_tags_sit_on_their_branch_with_matching_version_file(world):
     repo = world["upstream"]["path"]
     tags = git(repo, "tag", "--list").split()
     expected = [t["version"] for m in world["upstream"]["milestones"] for t in m["tags"]]
+    expected += [t["version"] for t in world["upstream"]["main_tags"]]
+    for tag in world["upstream"]["main_tags"]:
+        git(repo, "merge-base", "--is-ancestor", tag["sha"], "refs/heads/main")
+        major, _, build, _ = tag["version"].split(".")
+        content = git(repo, "show", f"refs/tags/{tag['version']}:chrome/VERSION")
+        assert f"MAJOR={major}\n" in content and f"BUILD={build}\n" in content
     assert sorted(tags) == sorted(expected)
     for m in world["upstream"]["milestones"]:
         for tag in m["tags"]:

@@ -735,6 +735,11 @@ def write_main(plan: UpstreamPlan, w: FastImportWriter) -> None:
             parent=f":{main_mark(i - 1)}" if i else None,
             files=files,
         )
+        if i == 0 or i in plan.seg_starts:  # main builds are tagged MAJOR.0.BUILD.0
+            version = plan.main_version(i)
+            w.tag(
+                version, f":{main_mark(i)}", tagger=RELEASE_BOT, when=when, message=f"{version}\n"
+            )
     plan.next_mark = len(plan.times) + 1
 
 

@@ -269,6 +269,10 @@ class World:
                 "tip": shas.main(len(up.times) - 1),
                 "tip_position": up.position(len(up.times) - 1),
                 "main_commits": len(up.times),
+                "main_tags": [
+                    {"version": up.main_version(i), "sha": shas.main(i), "position": up.position(i)}
+                    for i in sorted({0, *up.seg_starts})
+                ],
                 "first_position": up.position(0),
                 "milestones": milestones,
             },
