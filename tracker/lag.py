@@ -63,10 +63,13 @@ def merge_base(git_dir, a: str, b: str) -> str | None:
     return result.text.strip()
 
 
-def commit_time(git_dir, sha: str) -> datetime:
-    out = run_git(
-        ["log", "-1", "--format=%ct", "--end-of-options", check_sha(sha)], git_dir=git_dir
-    ).text
+def commit_time(git_dir, rev: str) -> datetime:
+    """Commit time of a commit id, or of ``<id>~N`` (its Nth first-parent ancestor)."""
+    sha, _, back = rev.partition("~")
+    check_sha(sha)
+    if back and not back.isdigit():
+        raise GitError(f"not a first-parent ancestor expression: {rev[:60]!r}")
+    out = run_git(["log", "-1", "--format=%ct", "--end-of-options", rev], git_dir=git_dir).text
     return _ts(out.strip())
 
 
@@ -185,10 +188,46 @@ def first_parent_distance(
     return None
 
 
-def _positions(git_dir, sha: str) -> tuple[Position | None, Position | None]:
-    footers = parse_footers(commit_message(git_dir, sha))
+def read_objects(git_dir, names: list[str]) -> list[bytes | None]:
+    """Contents of several objects (``<sha>`` or ``<sha>:<path>``) in one ``cat-file --batch``
+    call; None for a missing one."""
+    for name in names:
+        check_sha(name.split(":", 1)[0])
+        if "\n" in name:
+            raise GitError("object names cannot contain newlines")
+    out = run_git(
+        ["cat-file", "--batch"], git_dir=git_dir, input="".join(f"{n}\n" for n in names).encode()
+    ).stdout
+    result: list[bytes | None] = []
+    offset = 0
+    for _ in names:
+        end = out.index(b"\n", offset)
+        header = out[offset:end].split()
+        offset = end + 1
+        if len(header) < 3 or header[1] == b"missing":
+            result.append(None)
+            continue
+        size = int(header[2])
+        result.append(out[offset : offset + size])
+        offset += size + 1  # the object is followed by a newline
+    return result
+
+
+def _positions(raw_commit: bytes | None) -> tuple[Position | None, Position | None]:
+    """(Cr-Commit-Position, last Cr-Branched-From) from a raw commit object."""
+    if raw_commit is None:
+        return None, None
+    message = raw_commit.partition(b"\n\n")[2].decode("utf-8", errors="replace")
+    footers = parse_footers(message)
     branched = footers.branched_from[-1].position if footers.branched_from else None
     return footers.commit_position, branched
+
+
+def _version(raw: bytes | None) -> ChromiumVersion | None:
+    try:
+        return parse_version_file(raw.decode("utf-8", errors="replace")) if raw else None
+    except VersionParseError:
+        return None
 
 
 # (ref, number) -> commit time of the upstream commit with that Cr-Commit-Position, if known
@@ -218,12 +257,14 @@ def measure_lag(
     """
     tip, upstream_tip = check_sha(tip), check_sha(upstream_tip)
     behind = count(git_dir, upstream_tip, f"^{tip}")
-    tip_version = read_version(git_dir, upstream_tip, version_file)
+    raw_base, raw_tip, raw_version = read_objects(
+        git_dir, [check_sha(base), upstream_tip, f"{upstream_tip}:{version_file}"]
+    )
+    tip_version = _version(raw_version)
     milestones = milestones_behind(base_version, tip_version)
     if behind == 0:
         return Lag(upstream_tip, 0, 0, None, 0, 0, milestones)
-    base_position, _ = _positions(git_dir, base)
-    tip_position, branched_from = _positions(git_dir, upstream_tip)
+    (base_position, _), (tip_position, branched_from) = _positions(raw_base), _positions(raw_tip)
     distance = first_parent_distance(base_position, tip_position, branched_from)
     linear = distance == behind  # every missing commit is on the first-parent line
     first_parent = behind if linear else count(git_dir, upstream_tip, f"^{tip}", first_parent=True)
@@ -232,7 +273,7 @@ def measure_lag(
         oldest_ref = base_position.ref
         oldest_at = commit_time_at(oldest_ref, base_position.number + 1)
     if oldest_at is None and first_parent:
-        oldest_at = commit_time(git_dir, rev_parse(git_dir, f"{upstream_tip}~{first_parent - 1}"))
+        oldest_at = commit_time(git_dir, f"{upstream_tip}~{first_parent - 1}")
     if tags is not None:
         versions = tags.behind(build, base_version, tip_version)
     else:
