@@ -1,0 +1,103 @@
+"""Mirrors: namespaced refs, partial clone with lazy blob fetches, commit-graph, incremental."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import git
+from tracker.generator import build_world, standard_world
+from tracker.git import run_git
+from tracker.mirrors import Mirror, fetch_upstream, list_refs
+from tracker.registry import register_fork, register_upstream
+from tracker.sync import snapshot_fork
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    truth = build_world(
+        standard_world(seed=31, main_commits=300, milestones=4, vulnerabilities=6),
+        tmp_path_factory.mktemp("mirrors") / "world",
+    )
+    # Let the served repository honour --filter, as googlesource.com does.
+    git(truth["upstream"]["path"], "config", "uploadpack.allowFilter", "true")
+    return truth
+
+
+@pytest.fixture
+def registered(world, settings, tmp_path):
+    settings.GIT_LOCAL_ROOTS = [Path(world["path"])]
+    settings.MIRROR_DIR = tmp_path / "mirrors"
+    settings.GIT_CLONE_FILTER = "blob:none"
+    upstream = register_upstream("chromium", "Chromium", f"file://{world['upstream']['path']}")
+    acme = next(f for f in world["forks"] if f["slug"] == "acme")
+    fork = register_fork(
+        upstream,
+        "acme",
+        "Acme",
+        acme["path"],
+        branches=[(b["name"], b["upstream_ref"]) for b in acme["branches"]],
+        release_tag_pattern="refs/tags/v*",
+    )
+    return upstream, fork, acme
+
+
+def _missing_objects(repo: Path) -> int:
+    out = run_git(["rev-list", "--objects", "--all", "--missing=print"], git_dir=repo).text
+    return sum(1 for line in out.splitlines() if line.startswith("?"))
+
+
+@pytest.mark.django_db
+def test_partial_clone_fetches_blobs_lazily_and_snapshots_still_work(registered, world):
+    upstream, fork, acme = registered
+    mirror = fetch_upstream(upstream)
+    missing_before = _missing_objects(mirror.path)
+    assert missing_before > 0  # file contents were not downloaded with the history
+    assert git(mirror.path, "config", "remote.upstream.promisor").strip() == "true"
+    assert (mirror.path / "objects" / "info" / "commit-graphs").exists() or (
+        mirror.path / "objects" / "info" / "commit-graph"
+    ).exists()
+    snapshots = {s.branch.name: s for s in snapshot_fork(fork, mirror, now=fork.created_at)}
+    for branch in acme["branches"]:
+        assert snapshots[branch["name"]].base_version == branch["base_version"]
+    assert _missing_objects(mirror.path) < missing_before  # what was read came lazily
+
+
+@pytest.mark.django_db
+def test_refs_live_in_their_namespaces_and_fetch_is_incremental(registered, world):
+    upstream, fork, acme = registered
+    mirror = fetch_upstream(upstream)
+    snapshot_fork(fork, mirror, now=fork.created_at)
+    refs = list_refs(mirror, "refs/")
+    assert refs["refs/upstream/heads/main"] == world["upstream"]["tip"]
+    branch_heads = [r for r in refs if r.startswith("refs/upstream/branch-heads/")]
+    assert len(branch_heads) == len(world["upstream"]["milestones"])
+    assert refs[Mirror.fork_ref(fork, "main")] == acme["branches"][0]["tip"]
+    assert any(r.startswith("refs/forks/acme/tags/v") for r in refs)
+    assert not any(r.startswith("refs/heads/") for r in refs)  # nothing outside namespaces
+
+    # A new upstream commit arrives: the next fetch brings just that.
+    upstream_repo = world["upstream"]["path"]
+    tree = git(upstream_repo, "rev-parse", "refs/heads/main^{tree}").strip()
+    new = run_git(
+        [
+            "commit-tree",
+            tree,
+            "-p",
+            world["upstream"]["tip"],
+            "-m",
+            "Next commit\n\nCr-Commit-Position: refs/heads/main@{#9999999}",
+        ],
+        git_dir=upstream_repo,
+        env={
+            "GIT_AUTHOR_NAME": "A",
+            "GIT_AUTHOR_EMAIL": "a@example.com",
+            "GIT_COMMITTER_NAME": "A",
+            "GIT_COMMITTER_EMAIL": "a@example.com",
+        },
+    ).text.strip()
+    git(upstream_repo, "update-ref", "refs/heads/main", new)
+    try:
+        fetch_upstream(upstream)
+        assert list_refs(mirror, "refs/upstream/heads/")["refs/upstream/heads/main"] == new
+    finally:
+        git(upstream_repo, "update-ref", "refs/heads/main", world["upstream"]["tip"])
