@@ -33,3 +33,51 @@ def test_healthz_needs_no_login(client):
     response = client.get(reverse("healthz"))
     assert response.status_code == 200
     assert response.json()["database"] == "ok"
+
+
+def _fork_with_snapshot(upstream, n):
+    from datetime import UTC, datetime
+
+    from tracker.models import BranchSnapshot
+
+    fork = Fork.objects.create(upstream=upstream, slug=f"f{n}", name=f"Fork {n}", git_url="/y")
+    for name in ("main", "release/125"):
+        branch = TrackedBranch.objects.create(fork=fork, name=name)
+        for day in (1, 2):
+            BranchSnapshot.objects.create(
+                branch=branch,
+                taken_at=datetime(2026, 5, day, tzinfo=UTC),
+                tip_sha="a" * 40,
+                tip_time=datetime(2026, 5, 1, tzinfo=UTC),
+                upstream_tip_sha="b" * 40,
+                base_version="125.0.6422.60",
+                commits_behind=100 * day + n,
+                commits_behind_first_parent=100 * day + n,
+                days_behind=7 * day,
+                versions_behind=day,
+                milestones_behind=day,
+                commits_behind_at_tip=0,
+                days_behind_at_tip=0,
+                versions_behind_at_tip=0,
+                milestones_behind_at_tip=0,
+                patch_count=10 + n,
+                patches_upstreamed=1,
+            )
+    return fork
+
+
+@pytest.mark.django_db
+def test_overview_shows_the_latest_snapshot_in_constant_queries(
+    staff_client, django_assert_num_queries
+):
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    _fork_with_snapshot(upstream, 1)
+    _fork_with_snapshot(upstream, 2)
+    with django_assert_num_queries(5) as two:  # session, user, forks, branches, snapshots
+        body = staff_client.get(reverse("overview")).content.decode()
+    assert "<td>201</td>" in body and "<td>14</td>" in body  # the newest snapshot's figures
+    assert "<td>101</td>" not in body
+    for n in range(3, 21):
+        _fork_with_snapshot(upstream, n)
+    with django_assert_num_queries(len(two.captured_queries)):
+        staff_client.get(reverse("overview"))

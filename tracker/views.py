@@ -9,15 +9,22 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from tracker.models import Fork, TrackedBranch
+from tracker.models import BranchSnapshot, Fork, TrackedBranch
 
 
 @login_required
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
-    forks = Fork.objects.select_related("upstream").prefetch_related(
-        Prefetch("branches", queryset=TrackedBranch.objects.order_by("name"))
+    """Every fork with each tracked branch's latest snapshot (three queries in all)."""
+    forks = list(
+        Fork.objects.select_related("upstream").prefetch_related(
+            Prefetch("branches", queryset=TrackedBranch.objects.order_by("name"))
+        )
     )
+    branches = [b for fork in forks for b in fork.branches.all()]
+    latest = BranchSnapshot.objects.latest_by_branch([b.pk for b in branches])
+    for branch in branches:
+        branch.latest = latest.get(branch.pk)
     return render(request, "tracker/overview.html", {"forks": forks})
 
 

@@ -7,6 +7,18 @@ from django.db import models
 from tracker.models.repos import TrackedBranch
 
 
+class SnapshotQuerySet(models.QuerySet):
+    def latest_by_branch(self, branch_ids: list[int]) -> dict[int, BranchSnapshot]:
+        """The newest snapshot of each branch, in one query (overview and fork pages)."""
+        newest = (
+            self.model.objects.filter(branch=models.OuterRef("branch"))
+            .order_by("-taken_at")
+            .values("pk")[:1]
+        )
+        rows = self.filter(branch_id__in=branch_ids, pk=models.Subquery(newest))
+        return {s.branch_id: s for s in rows}
+
+
 class BranchSnapshot(models.Model):
     """Lag and patch-set figures of a fork branch at one sync.
 
@@ -60,6 +72,8 @@ class BranchSnapshot(models.Model):
     patches_changed = models.IntegerField(default=0)
     conflicting_patches = models.IntegerField(default=0)
     conflicting_files = models.IntegerField(default=0)
+
+    objects = SnapshotQuerySet.as_manager()
 
     class Meta:
         ordering = ["branch", "taken_at"]
