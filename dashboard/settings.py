@@ -119,11 +119,35 @@ CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 # Seconds between worker heartbeats; the health check calls workers down after three misses.
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 60, minimum=5)
+# Upstream sources. Dash releases land several times a day (a run is a few dozen small
+# requests); VersionHistory serving periods change with rollouts; the blog gets new bulletins
+# and edits to old ones. Linking is a safety net: syncs that change data queue it already.
+CHROMIUMDASH_SYNC_SECONDS = env_int("CHROMIUMDASH_SYNC_SECONDS", 3600, minimum=300)
+VERSIONHISTORY_SYNC_SECONDS = env_int("VERSIONHISTORY_SYNC_SECONDS", 21600, minimum=900)
+CHROME_RELEASES_SYNC_SECONDS = env_int("CHROME_RELEASES_SYNC_SECONDS", 3600, minimum=300)
+LINK_FIXES_SECONDS = env_int("LINK_FIXES_SECONDS", 21600, minimum=900)
 CELERY_BEAT_SCHEDULE = {
     "worker heartbeat": {
         "task": "tracker.record_worker_heartbeat",
         "schedule": WORKER_HEARTBEAT_SECONDS,
     },
+    # "expires": a run that waited a whole interval in the queue is superseded by the next.
+    "sync chromium dash": {
+        "task": "tracker.sync_chromiumdash",
+        "schedule": CHROMIUMDASH_SYNC_SECONDS,
+        "options": {"expires": CHROMIUMDASH_SYNC_SECONDS},
+    },
+    "sync versionhistory": {
+        "task": "tracker.sync_versionhistory",
+        "schedule": VERSIONHISTORY_SYNC_SECONDS,
+        "options": {"expires": VERSIONHISTORY_SYNC_SECONDS},
+    },
+    "sync chrome releases": {
+        "task": "tracker.sync_chrome_releases",
+        "schedule": CHROME_RELEASES_SYNC_SECONDS,
+        "options": {"expires": CHROME_RELEASES_SYNC_SECONDS},
+    },
+    "link fixes": {"task": "tracker.link_all_fixes", "schedule": LINK_FIXES_SECONDS},
 }
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,18 +1,56 @@
 """Database models, one module per area; import them from here."""
 
 from tracker.models.history import CommitBug, IngestCursor, UpstreamCommit
+from tracker.models.releases import (
+    Bulletin,
+    BulletinLine,
+    Channel,
+    Evidence,
+    FixCommit,
+    FixRole,
+    FoundBy,
+    Milestone,
+    Placement,
+    Platform,
+    Severity,
+    Source,
+    SourceState,
+    UpstreamRelease,
+    Vulnerability,
+    VulnerabilityBug,
+    VulnerabilityFixedVersion,
+    VulnerabilityRelease,
+)
 from tracker.models.repos import Fork, ForkKind, TrackedBranch, Upstream
 from tracker.models.snapshots import BranchSnapshot, PatchChange, SnapshotPatch
 
 __all__ = [
     "BranchSnapshot",
+    "Bulletin",
+    "BulletinLine",
+    "Channel",
     "CommitBug",
+    "Evidence",
+    "FixCommit",
+    "FixRole",
     "Fork",
     "ForkKind",
+    "FoundBy",
     "IngestCursor",
+    "Milestone",
     "PatchChange",
+    "Placement",
+    "Platform",
+    "Severity",
     "SnapshotPatch",
+    "Source",
+    "SourceState",
     "TrackedBranch",
     "Upstream",
     "UpstreamCommit",
+    "UpstreamRelease",
+    "Vulnerability",
+    "VulnerabilityBug",
+    "VulnerabilityFixedVersion",
+    "VulnerabilityRelease",
 ]

@@ -3,10 +3,22 @@ function; Celery finds them through this package."""
 
 from tracker.tasks.forks import sync_fork_task, sync_upstream_task
 from tracker.tasks.health import WORKER_HEARTBEAT_KEY, record_worker_heartbeat_task
+from tracker.tasks.upstream import (
+    link_all_fixes_task,
+    link_fixes_task,
+    sync_chrome_releases_task,
+    sync_chromiumdash_task,
+    sync_versionhistory_task,
+)
 
 __all__ = [
     "WORKER_HEARTBEAT_KEY",
+    "link_all_fixes_task",
+    "link_fixes_task",
     "record_worker_heartbeat_task",
+    "sync_chrome_releases_task",
+    "sync_chromiumdash_task",
     "sync_fork_task",
     "sync_upstream_task",
+    "sync_versionhistory_task",
 ]
