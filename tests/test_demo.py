@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from tracker.demo import build_demo, register_demo
-from tracker.models import Fork, ForkKind, TrackedBranch, Upstream
+from tracker.models import BranchSnapshot, Fork, ForkKind, TrackedBranch, Upstream, UpstreamCommit
 
 
 @pytest.mark.django_db
@@ -32,12 +32,22 @@ def test_demo_registers_upstream_forks_and_branches_idempotently(tmp_path):
 @pytest.mark.django_db
 def test_demo_command_and_overview(settings, tmp_path, staff_client, capsys):
     settings.DATA_DIR = tmp_path
+    settings.GIT_LOCAL_ROOTS = [tmp_path]
+    settings.MIRROR_DIR = tmp_path / "mirrors"
     call_command("demo")
     assert "demo: upstream with" in capsys.readouterr().out
+    commits = UpstreamCommit.objects.count()
+    assert commits > 0
     body = staff_client.get(reverse("overview")).content.decode()
     for fork in Fork.objects.all():
         assert fork.name in body
     assert "refs/branch-heads/" in body
+    assert "not synced yet" not in body.split("Lumen")[0]  # git forks show their figures
+    assert BranchSnapshot.objects.count() == sum(
+        f.branches.count() for f in Fork.objects.filter(kind=ForkKind.GIT)
+    )
+    call_command("demo")  # a second run reuses the world: same commits, one more snapshot each
+    assert UpstreamCommit.objects.filter(upstream__slug="chromium").count() == commits
 
 
 @pytest.mark.django_db

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import datetime
 from pathlib import Path
 
 from django.db import transaction
 
 from tracker.generator import build_world, standard_world
+from tracker.ingest.bulletins import ingest_blog_posts
+from tracker.ingest.releases import ingest_dash_milestones, ingest_dash_releases
 from tracker.models import Fork, ForkKind, TrackedBranch, Upstream
+from tracker.upstream.blog import parse_feed
+from tracker.upstream.dash import parse_milestones, parse_releases
+
+logger = logging.getLogger(__name__)
 
 DEMO_UPSTREAM_SLUG = "chromium"
+
+
+def demo_world_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "demo" / "world"
 
 
 def build_demo(data_dir: Path, now: datetime, seed: int = 1) -> dict:
@@ -19,7 +31,7 @@ def build_demo(data_dir: Path, now: datetime, seed: int = 1) -> dict:
     `now` is the world's present: the demo is built relative to the real clock so that its
     figures (days behind, ages of open fixes) look like a live fork's.
     """
-    return build_world(standard_world(seed=seed, now=now), data_dir / "demo" / "world")
+    return build_world(standard_world(seed=seed, now=now), demo_world_dir(data_dir))
 
 
 @transaction.atomic
@@ -52,3 +64,23 @@ def register_demo(truth: dict) -> Upstream:
                 fork=fork, name=branch["name"], defaults={"upstream_ref": branch["upstream_ref"]}
             )
     return upstream
+
+
+def load_recorded_upstream_data(upstream: Upstream, world: Path | str, now: datetime) -> int:
+    """Ingest a generated world's recorded Chromium Dash and Chrome Releases data, as the
+    sync tasks ingest the live sources. Returns the number of rejected elements (logged)."""
+    data = Path(world) / "upstream-data"
+
+    def recorded(name: str):
+        return json.loads((data / name).read_text())
+
+    milestones = parse_milestones(recorded("chromiumdash-fetch_milestones.json"))
+    releases = parse_releases(recorded("chromiumdash-fetch_releases.json"))
+    feed = parse_feed(recorded("chromereleases-feed.json"))
+    rejected = [*milestones.rejected, *releases.rejected, *feed.rejected]
+    for item in rejected:
+        logger.warning("recorded upstream data: rejected %s", item.reason)
+    ingest_dash_milestones(upstream, milestones.items)
+    ingest_dash_releases(upstream, releases.items)
+    ingest_blog_posts(feed.items, now=now)
+    return len(rejected)

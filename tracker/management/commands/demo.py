@@ -1,19 +1,52 @@
+import json
+import shutil
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from tracker.demo import build_demo, register_demo
+from tracker.demo import (
+    DEMO_UPSTREAM_SLUG,
+    build_demo,
+    demo_world_dir,
+    load_recorded_upstream_data,
+    register_demo,
+)
+from tracker.ingest.bulletins import link_fixes
+from tracker.mirrors import mirror_path
+from tracker.models import Fork, Upstream
+from tracker.sync import sync_fork
 
 
 class Command(BaseCommand):
-    help = "Build the demo world (generated upstream and forks) and register it."
+    help = (
+        "Build the demo world (generated upstream and forks) once, register it and sync every "
+        "fork. Later runs reuse the world, so its lag grows with the real clock."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument(
+            "--rebuild", action="store_true", help="write a new world and forget the old one's data"
+        )
 
-    def handle(self, *args, seed: int, **options):
-        truth = build_demo(settings.DATA_DIR, timezone.now(), seed=seed)
-        register_demo(truth)
+    def handle(self, *args, seed: int, rebuild: bool, **options):
+        now = timezone.now()
+        truth_file = demo_world_dir(settings.DATA_DIR) / "ground-truth.json"
+        if rebuild or not truth_file.exists():
+            old = Upstream.objects.filter(slug=DEMO_UPSTREAM_SLUG).first()
+            if old is not None:
+                Fork.objects.filter(upstream=old).delete()
+                shutil.rmtree(mirror_path(old), ignore_errors=True)
+                old.delete()
+            truth = build_demo(settings.DATA_DIR, now, seed=seed)
+        else:
+            truth = json.loads(truth_file.read_text())
+        upstream = register_demo(truth)
+        for fork in upstream.forks.all():
+            sync_fork(fork, now=now)
+        load_recorded_upstream_data(upstream, truth["path"], now)
+        link_fixes(upstream, git_dir=mirror_path(upstream))
         forks = ", ".join(f["name"] for f in truth["forks"])
         self.stdout.write(
             f"demo: upstream with {truth['upstream']['main_commits']} main commits, "
