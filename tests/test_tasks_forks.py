@@ -1,0 +1,75 @@
+"""sync_fork_task and sync_upstream_task: thin, retry only what a retry can fix."""
+
+from pathlib import Path
+
+import pytest
+from celery.exceptions import Retry
+
+from tracker.generator import build_world, standard_world
+from tracker.git import GitError, UnsafeGitInput
+from tracker.models import BranchSnapshot, UpstreamCommit
+from tracker.registry import register_fork, register_upstream
+from tracker.tasks import sync_fork_task, sync_upstream_task
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return build_world(
+        standard_world(seed=41, main_commits=300, milestones=4, vulnerabilities=6),
+        tmp_path_factory.mktemp("tasks") / "world",
+    )
+
+
+@pytest.fixture
+def acme(world, settings, tmp_path):
+    settings.GIT_LOCAL_ROOTS = [Path(world["path"])]
+    settings.MIRROR_DIR = tmp_path / "mirrors"
+    upstream = register_upstream("chromium", "Chromium", world["upstream"]["path"])
+    truth = next(f for f in world["forks"] if f["slug"] == "acme")
+    fork = register_fork(
+        upstream,
+        "acme",
+        "Acme",
+        truth["path"],
+        branches=[(b["name"], b["upstream_ref"]) for b in truth["branches"]],
+    )
+    return fork, truth
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sync_fork_task_ingests_and_snapshots(acme):
+    fork, truth = acme
+    sync_fork_task.apply(args=[fork.pk], throw=True)
+    assert UpstreamCommit.objects.filter(upstream=fork.upstream).count() > 0
+    snapshots = BranchSnapshot.objects.filter(branch__fork=fork)
+    assert {s.tip_sha for s in snapshots} == {b["tip"] for b in truth["branches"]}
+    fork.refresh_from_db()
+    assert fork.last_synced_at is not None and fork.last_error == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_transient_git_failure_is_retried_and_recorded(acme, monkeypatch):
+    fork, _ = acme
+
+    def unreachable(*args, **kwargs):
+        raise GitError("git fetch failed (exit 128): unable to access: connection refused")
+
+    monkeypatch.setattr("tracker.sync.fetch_upstream", unreachable)
+    with pytest.raises(Retry):
+        sync_fork_task.apply(args=[fork.pk], throw=True)
+    fork.upstream.refresh_from_db()
+    assert "connection refused" in fork.upstream.last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_permanent_failure_is_not_retried(acme, monkeypatch):
+    fork, _ = acme
+
+    def refused(*args, **kwargs):
+        raise UnsafeGitInput("repository URL scheme 'ext' is not allowed")
+
+    monkeypatch.setattr("tracker.sync.fetch_upstream", refused)
+    with pytest.raises(UnsafeGitInput):
+        sync_upstream_task.apply(args=[fork.upstream.pk], throw=True)
+    fork.upstream.refresh_from_db()
+    assert "not allowed" in fork.upstream.last_error
