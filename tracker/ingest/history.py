@@ -6,9 +6,10 @@ Terms:
   its *local ref* is where it lives in the repository read (``refs/upstream/heads/main`` in a
   mirror, or the same name in a plain clone).
 - *cursor*: the `IngestCursor` of a ref, the tip its ingestion last finished with.
-- *new commits* of a ref: those reachable from its current tip but neither from its cursor
-  nor from the refs ingested before it in the same call. Main comes first, so a release
-  branch reads only its own commits (``git log <branch> ^<main> ^<cursor>``).
+- *new commits* of a ref: those reachable from its current tip but not already ingested.
+  Main comes first and excludes its cursor; a release branch excludes its cursor or, on its
+  first read, its branch point (``git log <branch> ^<branch point>``), so it reads only its
+  own commits and git never walks main's history for it.
 
 How: one ``git log`` per ref, parsed while it streams, so memory is bounded by the batch size
 and not by the history. Rows are written a batch at a time, each batch in its own
@@ -166,7 +167,7 @@ def ingest_upstream_history(
                     )
             count = inserted = 0
             if since != tip:
-                exclude = [*done, since] if since else done
+                exclude = _exclusions(upstream, git_dir, tip, since, done, first=not done)
                 count, inserted = _ingest_ref(
                     sink, git_dir, name, tip, exclude, batch_size=batch_size
                 )
@@ -190,6 +191,41 @@ def ingest_upstream_history(
         sink.close()
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _exclusions(
+    upstream: Upstream,
+    git_dir: Path | str,
+    tip: str,
+    since: str | None,
+    done: list[str],
+    *,
+    first: bool,
+) -> list[str]:
+    """What to exclude when reading a ref: everything already ingested.
+
+    For main (the first ref) that is its cursor. A release branch excludes its cursor or, on
+    its first read, its branch point from its tip's Cr-Branched-From footer, when that commit
+    is already ingested from main. Excluding main's tip instead would also be right, but makes
+    git walk main's newer history back to the branch point, for every branch on every sync.
+    Without either, it excludes every tip read before it in this run.
+    """
+    if first:
+        return [since] if since else []
+    if since:
+        return [since]
+    message = run_git(
+        ["log", "-1", "--format=%B", "--end-of-options", check_sha(tip)], git_dir=git_dir
+    ).text
+    branched = parse_footers(message).branched_from
+    if branched:
+        point = branched[-1]
+        known = UpstreamCommit.objects.filter(
+            upstream=upstream, sha=point.sha, position_ref=point.ref, position=point.number
+        ).exists()
+        if known and _has_commit(git_dir, point.sha):
+            return [point.sha]
+    return list(done)
 
 
 # --- reading git --------------------------------------------------------------------------
