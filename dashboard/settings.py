@@ -114,9 +114,43 @@ else:
 
 # Celery. With REDIS_URL unset, tasks run eagerly in the calling process (embedded mode).
 CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# Nothing reads task results: state lives in the database (last_error, snapshots, ...).
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+# Three queues so that slow git work cannot starve the rest: "git" (fetch, ingest, snapshots:
+# minutes to hours, run by workers with disk for mirrors), "http" (upstream sources: seconds,
+# polite rate), "default" (linking, heartbeat, mail). Start workers with -Q for their roles.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "tracker.sync_fork": {"queue": "git"},
+    "tracker.sync_upstream": {"queue": "git"},
+    "tracker.sync_chromiumdash": {"queue": "http"},
+    "tracker.sync_versionhistory": {"queue": "http"},
+    "tracker.sync_chrome_releases": {"queue": "http"},
+}
+# Acknowledge a task only once it finished: a worker killed half-way (SIGKILL, OOM, host
+# lost) leaves it in the queue to be redone. Every task is idempotent, so redoing is safe.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Take one task at a time: tasks are long, and a prefetched one would wait behind them while
+# another worker sits idle.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Hard limit: the longest git command plus room for the database work around it; the soft
+# limit lets the task record its error first.
+CELERY_TASK_TIME_LIMIT = GIT_TIMEOUT + 1800
+CELERY_TASK_SOFT_TIME_LIMIT = GIT_TIMEOUT + 1200
+# Redis hands an unacknowledged task to another worker after the visibility timeout, so it
+# must be longer than the longest task, or a long sync would run twice at once.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 3600}
+# git-heavy tasks leave large heaps behind; a fresh child process now and then returns them.
+CELERY_WORKER_MAX_TASKS_PER_CHILD = 50
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+# How long a sync lock lives if its holder dies without releasing it (a little over the hard
+# time limit: by then the holder is certainly gone).
+SYNC_LOCK_SECONDS = env_int("SYNC_LOCK_SECONDS", CELERY_TASK_TIME_LIMIT + 300, minimum=1)
 # Seconds between worker heartbeats; the health check calls workers down after three misses.
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 60, minimum=5)
 # Upstream sources. Dash releases land several times a day (a run is a few dozen small

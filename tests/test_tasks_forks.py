@@ -73,3 +73,15 @@ def test_permanent_failure_is_not_retried(acme, monkeypatch):
         sync_upstream_task.apply(args=[fork.upstream.pk], throw=True)
     fork.upstream.refresh_from_db()
     assert "not allowed" in fork.upstream.last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_finding_the_mirror_busy_is_skipped_not_doubled(acme):
+    from tracker.locks import mirror_lock
+
+    fork, _ = acme
+    with mirror_lock(fork.upstream.slug):
+        result = sync_fork_task.apply(args=[fork.pk], throw=True).get()
+    assert result.startswith("skipped: ")
+    assert BranchSnapshot.objects.filter(branch__fork=fork).count() == 0
+    assert sync_fork_task.apply(args=[fork.pk], throw=True).get() == "synced"

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from tracker.git import GitError, UnsafeGitInput
 from tracker.health import NoCommonHistory
+from tracker.locks import SyncBusy, mirror_lock
 from tracker.models import Fork, Upstream
 from tracker.sync import sync_fork, sync_upstream
 
@@ -19,22 +20,31 @@ def _transient(exc: Exception) -> bool:
 
 
 @shared_task(bind=True, name="tracker.sync_upstream", max_retries=3)
-def sync_upstream_task(self, upstream_id: int) -> None:
+def sync_upstream_task(self, upstream_id: int) -> str:
     upstream = Upstream.objects.get(pk=upstream_id)
     try:
-        sync_upstream(upstream, now=timezone.now())
+        with mirror_lock(upstream.slug):
+            sync_upstream(upstream, now=timezone.now())
+    except SyncBusy as exc:
+        return f"skipped: {exc}"  # the running sync brings the mirror up to date
     except GitError as exc:
         if _transient(exc):
             raise self.retry(exc=exc, countdown=60 * 2**self.request.retries) from None
         raise
+    return "synced"
 
 
 @shared_task(bind=True, name="tracker.sync_fork", max_retries=3)
-def sync_fork_task(self, fork_id: int) -> None:
+def sync_fork_task(self, fork_id: int) -> str:
     fork = Fork.objects.select_related("upstream").get(pk=fork_id)
     try:
-        sync_fork(fork, now=timezone.now())
+        with mirror_lock(fork.upstream.slug):
+            sync_fork(fork, now=timezone.now())
+    except SyncBusy as exc:
+        # Not retried at once: the next scheduled sync of this fork comes soon enough.
+        return f"skipped: {exc}"
     except GitError as exc:
         if _transient(exc):
             raise self.retry(exc=exc, countdown=60 * 2**self.request.retries) from None
         raise
+    return "synced"

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from tracker.git import GitError
+from tracker.locks import SyncBusy, mirror_lock
 from tracker.models import Fork
 from tracker.secrets import CredentialsError
 from tracker.sync import sync_fork
@@ -21,7 +22,12 @@ class Command(BaseCommand):
         if fork is None:
             raise CommandError(f"no fork {slug!r}")
         try:
-            snapshots = sync_fork(fork, now=timezone.now(), fetch_upstream_first=not no_upstream)
+            with mirror_lock(fork.upstream.slug):
+                snapshots = sync_fork(
+                    fork, now=timezone.now(), fetch_upstream_first=not no_upstream
+                )
+        except SyncBusy as exc:
+            raise CommandError(f"not synced: {exc}") from None
         except (GitError, CredentialsError) as exc:
             raise CommandError(f"sync of {slug} failed: {exc}") from None
         for s in snapshots:
