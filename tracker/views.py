@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db import connection
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from tracker.healthz import service_health
 from tracker.models import BranchSnapshot, Fork, TrackedBranch
 
 
@@ -30,11 +31,6 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness without log-in: the database answers."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        ok = True
-    except Exception:  # any database failure means unhealthy
-        ok = False
-    return JsonResponse({"database": "ok" if ok else "down"}, status=200 if ok else 503)
+    """Liveness and freshness without log-in: see tracker.healthz."""
+    status, report = service_health(timezone.now())
+    return JsonResponse(report, status=status)
