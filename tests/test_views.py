@@ -75,9 +75,61 @@ def test_overview_shows_the_latest_snapshot_in_constant_queries(
     _fork_with_snapshot(upstream, 2)
     with django_assert_num_queries(5) as two:  # session, user, forks, branches, snapshots
         body = staff_client.get(reverse("overview")).content.decode()
-    assert "<td>201</td>" in body and "<td>14</td>" in body  # the newest snapshot's figures
-    assert "<td>101</td>" not in body
+    assert ">201</td>" in body and ">14</td>" in body  # the newest snapshot's figures
+    assert ">101</td>" not in body
+    assert "overdue" in body  # 14 days behind: the status is in words, not colour alone
     for n in range(3, 21):
         _fork_with_snapshot(upstream, n)
     with django_assert_num_queries(len(two.captured_queries)):
         staff_client.get(reverse("overview"))
+
+
+@pytest.mark.django_db
+def test_fork_and_branch_pages_escape_git_text_and_keep_queries_constant(
+    staff_client, django_assert_max_num_queries
+):
+    from tracker.models import BranchSnapshot, SnapshotPatch
+
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    fork = _fork_with_snapshot(upstream, 1)
+    latest = BranchSnapshot.objects.filter(branch__fork=fork, branch__name="main").latest(
+        "taken_at"
+    )
+    for order in range(3):
+        SnapshotPatch.objects.create(
+            snapshot=latest,
+            order=order,
+            sha=f"{order}" * 40,
+            change="unchanged",
+            subject="<script>alert('subject')</script>",
+            author="<b>Mallory</b>",
+            files="a.cc",
+            conflict_files="a.cc" if order == 1 else "",
+            upstream_sha="c" * 40 if order == 2 else "",
+        )
+    fork_page = staff_client.get(reverse("fork", args=["f1"])).content.decode()
+    assert "Fork 1" in fork_page and "release/125" in fork_page
+    with django_assert_max_num_queries(8) as few:
+        branch_page = staff_client.get(reverse("branch", args=["f1", "main"])).content.decode()
+    assert "<script>alert" not in branch_page and "&lt;script&gt;alert(" in branch_page
+    assert "<b>Mallory" not in branch_page
+    assert "candidate to drop" in branch_page and "conflict" in branch_page
+    for order in range(3, 40):
+        SnapshotPatch.objects.create(
+            snapshot=latest, order=order, sha="d" * 40, change="added", subject=f"patch {order}"
+        )
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        staff_client.get(reverse("branch", args=["f1", "main"]))
+    assert staff_client.get(reverse("branch", args=["f1", "nope"])).status_code == 404
+    assert staff_client.get(reverse("fork", args=["nope"])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_fork_trends_series_per_branch(staff_client):
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    _fork_with_snapshot(upstream, 1)
+    data = staff_client.get(reverse("fork-trends", args=["f1"])).json()
+    assert set(data["branches"]) == {"main", "release/125"}
+    points = data["branches"]["main"]
+    assert [p["commits_behind"] for p in points] == [101, 201]  # oldest first
+    assert points[0]["taken_at"].startswith("2026-05-01")

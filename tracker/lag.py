@@ -318,3 +318,16 @@ def base_move_time(git_dir, tip: str, base: str) -> datetime | None:
                     break
                 header = None
     return found
+
+
+# Issue 7's defaults: rebase at least weekly, never more than two milestones behind Stable.
+LAG_DAYS_LIMIT = 7
+LAG_MILESTONES_LIMIT = 2
+
+
+def lag_status(days: int, milestones: int) -> str:
+    """A word for a branch's rebase lag: "current" (nothing missing), "behind" (within the
+    limits), or "overdue" (more than LAG_DAYS_LIMIT days or LAG_MILESTONES_LIMIT milestones)."""
+    if days > LAG_DAYS_LIMIT or milestones > LAG_MILESTONES_LIMIT:
+        return "overdue"
+    return "current" if days == 0 else "behind"

@@ -5,12 +5,14 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from tracker.healthz import service_health
-from tracker.models import BranchSnapshot, Fork, TrackedBranch
+from tracker.models import BranchSnapshot, Fork, PatchChange, TrackedBranch
+
+HISTORY_DAYS = 365  # how far back trend charts and lag history reach
 
 
 @login_required
@@ -34,3 +36,54 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness and freshness without log-in: see tracker.healthz."""
     status, report = service_health(timezone.now())
     return JsonResponse(report, status=status)
+
+
+def _get_fork_or_404(slug: str) -> Fork:
+    return get_object_or_404(Fork.objects.select_related("upstream"), slug=slug)
+
+
+@login_required
+@require_GET
+def fork_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """A fork: its branches with their latest figures, and the trend charts."""
+    fork = _get_fork_or_404(slug)
+    branches = list(fork.branches.order_by("name"))
+    latest = BranchSnapshot.objects.latest_by_branch([b.pk for b in branches])
+    for branch in branches:
+        branch.latest = latest.get(branch.pk)
+    ctx = {"fork": fork, "branches": branches}
+    return render(request, "tracker/fork.html", ctx)
+
+
+@login_required
+@require_GET
+def fork_trends(request: HttpRequest, slug: str) -> JsonResponse:
+    """Series for the fork page's charts: per branch, one point per snapshot."""
+    fork = _get_fork_or_404(slug)
+    names = dict(fork.branches.values_list("pk", "name"))
+    since = timezone.now() - timezone.timedelta(days=HISTORY_DAYS)
+    series: dict[str, list] = {name: [] for name in names.values()}
+    for row in BranchSnapshot.objects.trend_points(list(names), since=since):
+        series[names[row.pop("branch_id")]].append({**row, "taken_at": row["taken_at"].isoformat()})
+    return JsonResponse({"fork": fork.slug, "branches": series})
+
+
+@login_required
+@require_GET
+def branch_detail(request: HttpRequest, slug: str, branch: str) -> HttpResponse:
+    """A branch: its patch set (already upstream? predicted conflicts?) and lag history."""
+    fork = _get_fork_or_404(slug)
+    tracked = get_object_or_404(TrackedBranch, fork=fork, name=branch)
+    since = timezone.now() - timezone.timedelta(days=HISTORY_DAYS)
+    history = list(tracked.snapshots.filter(taken_at__gte=since).order_by("-taken_at"))
+    latest = history[0] if history else None
+    patches = list(latest.patches.order_by("order")) if latest else []
+    ctx = {
+        "fork": fork,
+        "branch": tracked,
+        "latest": latest,
+        "patches": [p for p in patches if p.change != PatchChange.DROPPED],
+        "dropped": [p for p in patches if p.change == PatchChange.DROPPED],
+        "history": history,
+    }
+    return render(request, "tracker/branch.html", ctx)

@@ -71,3 +71,18 @@ with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 PY
 }
+
+ensure_chromium() {
+  # Debian's chromium for the browser tests (never a downloaded browser build).
+  if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "services: installing Debian's chromium for the browser tests"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 ||
+      { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; }
+  fi
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "services: the browser tests need Debian's chromium and it could not be installed." >&2
+    echo "          Install it (apt-get install chromium) or set CHROMIUM_PATH." >&2
+    return 1
+  fi
+  export CHROMIUM_PATH=${CHROMIUM_PATH:-$(command -v chromium)}
+}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from tracker.lag import lag_status
 from tracker.models.repos import TrackedBranch
 
 
@@ -17,6 +18,22 @@ class SnapshotQuerySet(models.QuerySet):
         )
         rows = self.filter(branch_id__in=branch_ids, pk=models.Subquery(newest))
         return {s.branch_id: s for s in rows}
+
+    def trend_points(self, branch_ids: list[int], since=None):
+        """The fork page's trend series: one row per snapshot, oldest first."""
+        rows = self.filter(branch_id__in=branch_ids)
+        if since is not None:
+            rows = rows.filter(taken_at__gte=since)
+        return rows.order_by("taken_at").values(
+            "branch_id",
+            "taken_at",
+            "days_behind",
+            "commits_behind",
+            "milestones_behind",
+            "patch_count",
+            "patches_upstreamed",
+            "conflicting_patches",
+        )
 
 
 class BranchSnapshot(models.Model):
@@ -87,6 +104,11 @@ class BranchSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.branch} @ {self.taken_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def status(self) -> str:
+        """ "current", "behind" or "overdue": see tracker.lag.lag_status."""
+        return lag_status(self.days_behind, self.milestones_behind)
 
 
 class PatchChange(models.TextChoices):

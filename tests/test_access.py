@@ -1,0 +1,52 @@
+"""Every page and API endpoint refuses anonymous requests, except log-in and /healthz."""
+
+import re
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+PUBLIC = {"login", "healthz", "logout"}
+SAMPLE_KWARGS = {
+    "slug": "acme",
+    "branch": "release/125",
+    "pk": "1",
+    "object_id": "1",
+    "app_label": "tracker",
+    "model_name": "fork",
+    "url": "x",
+    "path": "x",
+}
+
+
+def _walk(patterns, prefix=""):
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            yield from _walk(p.url_patterns, prefix + str(p.pattern))
+        elif isinstance(p, URLPattern):
+            yield prefix + str(p.pattern), p.name
+
+
+def _concrete(route: str) -> str:
+    route = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: SAMPLE_KWARGS.get(m.group(1), "1"), route)
+    route = route.replace("^", "").replace("$", "").replace("\\Z", "").replace("\\", "")
+    route = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: SAMPLE_KWARGS.get(m.group(1), "1"), route)
+    return "/" + route
+
+
+@pytest.mark.django_db
+def test_anonymous_requests_to_every_url_are_refused(client):
+    routes = [(r, n) for r, n in _walk(get_resolver().url_patterns) if n not in PUBLIC]
+    assert len(routes) > 10  # the walk found the project's pages and the admin's
+    for route, name in routes:
+        url = _concrete(route)
+        response = client.get(url)
+        refused = response.status_code in (401, 403) or (
+            response.status_code == 302 and "login" in response["Location"]
+        )
+        assert refused, f"{name} {url} answered {response.status_code} to an anonymous client"
+
+
+@pytest.mark.django_db
+def test_public_pages_answer_anonymously(client):
+    assert client.get("/login/").status_code == 200
+    assert client.get("/healthz").status_code in (200, 503)
