@@ -84,3 +84,62 @@ def load_recorded_upstream_data(upstream: Upstream, world: Path | str, now: date
     ingest_dash_releases(upstream, releases.items)
     ingest_blog_posts(feed.items, now=now)
     return len(rejected)
+
+
+def replay_demo_history(upstream: Upstream, truth: dict) -> int:
+    """Snapshot every past sync of the demo's git forks, as if the dashboard had watched them.
+
+    Each point is measured by the same code as a live sync, on the fork's real tip at that
+    sync and upstream as it was then, so the trend charts of a fresh demo show the months of
+    history the world has. Returns the number of snapshots written.
+    """
+    from tracker.health import measure_branch, previous_patch_set, record_snapshot
+    from tracker.lag import VersionTags, rev_parse, upstream_as_of
+    from tracker.mirrors import Mirror, mirror_path
+    from tracker.sync import position_lookup
+
+    git_dir = mirror_path(upstream)
+    tags = VersionTags.read(git_dir)
+    lookup = position_lookup(upstream)
+    written = 0
+    for fork_truth in truth["forks"]:
+        fork = Fork.objects.get(slug=fork_truth["slug"])
+        for branch_truth in fork_truth.get("branches", []):
+            branch = fork.branches.get(name=branch_truth["name"])
+            upstream_tip = rev_parse(git_dir, Mirror.upstream_ref(branch.upstream_ref))
+            syncs = [
+                (datetime.fromisoformat(p["time"]), p["tip"]) for p in branch_truth["snapshots"]
+            ]
+            for when, tip in _sample_times(syncs, now=datetime.fromisoformat(truth["now"])):
+                then = upstream_as_of(git_dir, upstream_tip, when)
+                if then is None:
+                    continue
+                health = measure_branch(
+                    git_dir,
+                    tip,
+                    then,
+                    version_file=upstream.version_file,
+                    now=when,
+                    previous=previous_patch_set(branch),
+                    upstream_ref=branch.upstream_ref,
+                    tags=tags,
+                    commit_time_at=lookup,
+                )
+                record_snapshot(branch, health)
+                written += 1
+    return written
+
+
+def _sample_times(syncs: list[tuple[datetime, str]], now: datetime, every_days: int = 7):
+    """(time, branch tip then): every sync, plus a sample every `every_days` from the first,
+    as a dashboard polling on a schedule would have seen the branch."""
+    from datetime import timedelta
+
+    if not syncs:
+        return []
+    times = {when for when, _ in syncs}
+    sample = syncs[0][0]
+    while sample < now - timedelta(days=1):
+        times.add(sample)
+        sample += timedelta(days=every_days)
+    return [(when, [tip for synced, tip in syncs if synced <= when][-1]) for when in sorted(times)]
