@@ -125,6 +125,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "tracker.sync_fork": {"queue": "git"},
+    "tracker.sync_all_forks": {"queue": "default"},
     "tracker.sync_upstream": {"queue": "git"},
     "tracker.sync_chromiumdash": {"queue": "http"},
     "tracker.sync_versionhistory": {"queue": "http"},
@@ -160,6 +161,8 @@ CHROMIUMDASH_SYNC_SECONDS = env_int("CHROMIUMDASH_SYNC_SECONDS", 3600, minimum=3
 VERSIONHISTORY_SYNC_SECONDS = env_int("VERSIONHISTORY_SYNC_SECONDS", 21600, minimum=900)
 CHROME_RELEASES_SYNC_SECONDS = env_int("CHROME_RELEASES_SYNC_SECONDS", 3600, minimum=300)
 LINK_FIXES_SECONDS = env_int("LINK_FIXES_SECONDS", 21600, minimum=900)
+# Forks: fetch, ingest upstream history and snapshot every tracked branch.
+FORK_SYNC_SECONDS = env_int("FORK_SYNC_SECONDS", 3600, minimum=60)
 CELERY_BEAT_SCHEDULE = {
     "worker heartbeat": {
         "task": "tracker.record_worker_heartbeat",
@@ -182,6 +185,11 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": CHROME_RELEASES_SYNC_SECONDS},
     },
     "link fixes": {"task": "tracker.link_all_fixes", "schedule": LINK_FIXES_SECONDS},
+    "sync forks": {
+        "task": "tracker.sync_all_forks",
+        "schedule": FORK_SYNC_SECONDS,
+        "options": {"expires": FORK_SYNC_SECONDS},
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [

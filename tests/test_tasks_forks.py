@@ -76,12 +76,21 @@ def test_permanent_failure_is_not_retried(acme, monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_sync_finding_the_mirror_busy_is_skipped_not_doubled(acme):
+def test_a_sync_finding_the_mirror_busy_waits_its_turn(acme):
     from tracker.locks import mirror_lock
 
     fork, _ = acme
-    with mirror_lock(fork.upstream.slug):
-        result = sync_fork_task.apply(args=[fork.pk], throw=True).get()
-    assert result.startswith("skipped: ")
-    assert BranchSnapshot.objects.filter(branch__fork=fork).count() == 0
+    with mirror_lock(fork.upstream.slug), pytest.raises(Retry):
+        sync_fork_task.apply(args=[fork.pk], throw=True)
+    assert BranchSnapshot.objects.filter(branch__fork=fork).count() == 0  # nothing half-done
     assert sync_fork_task.apply(args=[fork.pk], throw=True).get() == "synced"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sync_all_forks_queues_one_sync_per_fork(acme, monkeypatch):
+    from tracker.tasks.forks import sync_all_forks_task
+
+    queued = []
+    monkeypatch.setattr(sync_fork_task, "delay", queued.append)
+    assert sync_all_forks_task.apply(throw=True).get() == 1
+    assert queued == [acme[0].pk]

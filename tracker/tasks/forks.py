@@ -41,10 +41,20 @@ def sync_fork_task(self, fork_id: int) -> str:
         with mirror_lock(fork.upstream.slug):
             sync_fork(fork, now=timezone.now())
     except SyncBusy as exc:
-        # Not retried at once: the next scheduled sync of this fork comes soon enough.
-        return f"skipped: {exc}"
+        # Retried later: another fork of the same upstream holds the mirror for now.
+        raise self.retry(exc=exc, countdown=60, max_retries=30) from None
     except GitError as exc:
         if _transient(exc):
             raise self.retry(exc=exc, countdown=60 * 2**self.request.retries) from None
         raise
     return "synced"
+
+
+@shared_task(name="tracker.sync_all_forks")
+def sync_all_forks_task() -> int:
+    """Queue a sync of every fork (beat runs this); each sync locks its mirror, so the forks of
+    one upstream line up one after another while other upstreams proceed in parallel."""
+    ids = list(Fork.objects.values_list("pk", flat=True))
+    for fork_id in ids:
+        sync_fork_task.delay(fork_id)
+    return len(ids)
