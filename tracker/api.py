@@ -1,0 +1,148 @@
+"""The JSON API: the dashboard's data for scripts and other tools (OpenAPI at /api/schema/).
+
+Reads need a logged-in session or a token (``Authorization: Token <key>``); changes need a
+staff user. Registering a fork goes through tracker.registry, so URLs and refs are checked and
+credentials split off exactly as in the add_fork command.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from tracker.git import UnsafeGitInput
+from tracker.models import BranchSnapshot, Fork, ForkKind, TrackedBranch, Upstream
+from tracker.registry import register_fork
+
+
+class StaffWrites(permissions.BasePermission):
+    """Any authenticated user reads; only staff change anything."""
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        return request.method in permissions.SAFE_METHODS or user.is_staff
+
+
+class UpstreamSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Upstream
+        fields = [
+            "slug",
+            "name",
+            "git_url",
+            "main_ref",
+            "release_branch_pattern",
+            "tag_pattern",
+            "version_file",
+            "last_synced_at",
+            "last_error",
+        ]
+
+
+class BranchSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TrackedBranch
+        fields = ["name", "upstream_ref"]
+
+
+class ForkSerializer(serializers.ModelSerializer):
+    upstream = serializers.SlugRelatedField(slug_field="slug", queryset=Upstream.objects.all())
+    branches = BranchSerializer(many=True)
+    git_url = serializers.CharField(
+        max_length=500,
+        help_text="https://, ssh:// or a local path under GIT_LOCAL_ROOTS; a user:token@ part "
+        "is stored encrypted, apart from the URL, and never shown again.",
+    )
+
+    class Meta:
+        model = Fork
+        fields = [
+            "slug",
+            "name",
+            "kind",
+            "upstream",
+            "git_url",
+            "branches",
+            "release_tag_pattern",
+            "pinned_version_file",
+            "patches_dir",
+            "owner_emails",
+            "last_synced_at",
+            "last_error",
+        ]
+        read_only_fields = ["last_synced_at", "last_error"]
+
+    def create(self, validated):
+        branches = [(b["name"], b["upstream_ref"]) for b in validated.pop("branches")]
+        upstream = validated.pop("upstream")
+        try:
+            return register_fork(
+                upstream,
+                validated.pop("slug"),
+                validated.pop("name"),
+                validated.pop("git_url"),
+                branches=branches,
+                kind=validated.pop("kind", ForkKind.GIT),
+                **validated,
+            )
+        except UnsafeGitInput as exc:
+            raise serializers.ValidationError({"git_url": [str(exc)]}) from None
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(
+                getattr(exc, "message_dict", {"detail": exc.messages})
+            ) from None
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    fork = serializers.CharField(source="branch.fork.slug", read_only=True)
+    branch = serializers.CharField(source="branch.name", read_only=True)
+    status = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = BranchSnapshot
+        exclude = ["id"]
+
+
+class UpstreamViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Upstream.objects.order_by("slug")
+    serializer_class = UpstreamSerializer
+    lookup_field = "slug"
+    permission_classes = [StaffWrites]
+
+
+class ForkViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Fork.objects.select_related("upstream").prefetch_related("branches").order_by("slug")
+    serializer_class = ForkSerializer
+    lookup_field = "slug"
+    permission_classes = [StaffWrites]
+
+    @extend_schema(request=None, responses={202: None})
+    @action(detail=True, methods=["post"])
+    def sync(self, request, slug=None):
+        """Queue a sync of this fork now (fetch, ingest, snapshots)."""
+        from tracker.tasks import sync_fork_task
+
+        fork = self.get_object()
+        transaction.on_commit(lambda: sync_fork_task.delay(fork.pk))
+        return Response({"queued": fork.slug}, status=status.HTTP_202_ACCEPTED)
+
+
+class SnapshotViewSet(viewsets.ReadOnlyModelViewSet):
+    """Branch snapshots, newest first; filter with ?fork=<slug>&branch=<name>."""
+
+    serializer_class = SnapshotSerializer
+    permission_classes = [StaffWrites]
+
+    def get_queryset(self):
+        rows = BranchSnapshot.objects.select_related("branch__fork").order_by("-taken_at", "id")
+        if fork := self.request.query_params.get("fork"):
+            rows = rows.filter(branch__fork__slug=fork)
+        if branch := self.request.query_params.get("branch"):
+            rows = rows.filter(branch__name=branch)
+        return rows

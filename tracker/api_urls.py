@@ -1,0 +1,15 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import DefaultRouter
+
+from tracker import api
+
+router = DefaultRouter()
+router.register("upstreams", api.UpstreamViewSet, basename="upstream")
+router.register("forks", api.ForkViewSet, basename="fork")
+router.register("snapshots", api.SnapshotViewSet, basename="snapshot")
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("", include(router.urls)),
+]
