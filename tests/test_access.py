@@ -7,6 +7,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 PUBLIC = {"login", "healthz", "logout"}
 SAMPLE_KWARGS = {
+    "format": "json",
     "slug": "acme",
     "branch": "release/125",
     "pk": "1",
@@ -27,10 +28,12 @@ def _walk(patterns, prefix=""):
 
 
 def _concrete(route: str) -> str:
+    # Regex groups first (their names look like path converters), then path converters.
+    route = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: SAMPLE_KWARGS.get(m.group(1), "1"), route)
+    route = route.replace("<drf_format_suffix:format>", ".json")  # DRF's ".<format>" converter
     route = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: SAMPLE_KWARGS.get(m.group(1), "1"), route)
     route = route.replace("^", "").replace("$", "").replace("\\Z", "").replace("\\", "")
-    route = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: SAMPLE_KWARGS.get(m.group(1), "1"), route)
-    return "/" + route
+    return "/" + route.replace("/?", "/")
 
 
 @pytest.mark.django_db
