@@ -53,6 +53,8 @@ CHROME_RELEASES_FEED_URL = site_url(
 UPSTREAM_HTTP_TIMEOUT = env_int("UPSTREAM_HTTP_TIMEOUT", 30, minimum=1)
 # Hours after which a source whose last success is older is shown (and alerted) as stale.
 SOURCE_STALE_HOURS = env_int("SOURCE_STALE_HOURS", 24, minimum=1)
+# Bearer token a Prometheus scraper sends to /metrics (unset: only logged-in users see it).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from tracker.healthz import service_health
+from tracker.metrics import render_metrics
 from tracker.models import BranchSnapshot, Fork, PatchChange, TrackedBranch
 
 HISTORY_DAYS = 365  # how far back trend charts and lag history reach
@@ -29,6 +33,18 @@ def overview(request: HttpRequest) -> HttpResponse:
     for branch in branches:
         branch.latest = latest.get(branch.pk)
     return render(request, "tracker/overview.html", {"forks": forks})
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics: for a scraper with ``Authorization: Bearer <METRICS_TOKEN>``, or a
+    logged-in user. Anyone else is refused, like every page but /healthz."""
+    token = settings.METRICS_TOKEN
+    header = request.headers.get("Authorization", "")
+    bearer_ok = bool(token) and constant_time_compare(header, f"Bearer {token}")
+    if not (bearer_ok or request.user.is_authenticated):
+        return HttpResponse("authentication required\n", status=401, content_type="text/plain")
+    return HttpResponse(render_metrics(timezone.now()), content_type=CONTENT_TYPE_LATEST)
 
 
 @require_GET

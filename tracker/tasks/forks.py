@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from celery import shared_task
 from django.utils import timezone
 
 from tracker.git import GitError, UnsafeGitInput
 from tracker.health import NoCommonHistory
 from tracker.locks import SyncBusy, mirror_lock
+from tracker.metrics import record_sync
 from tracker.models import Fork, Upstream
 from tracker.sync import sync_fork, sync_upstream
 
@@ -39,7 +42,13 @@ def sync_fork_task(self, fork_id: int) -> str:
     fork = Fork.objects.select_related("upstream").get(pk=fork_id)
     try:
         with mirror_lock(fork.upstream.slug):
-            sync_fork(fork, now=timezone.now())
+            started = time.monotonic()
+            try:
+                sync_fork(fork, now=timezone.now())
+            except Exception:
+                record_sync(fork.slug, time.monotonic() - started, ok=False)
+                raise
+            record_sync(fork.slug, time.monotonic() - started, ok=True)
     except SyncBusy as exc:
         # Retried later: another fork of the same upstream holds the mirror for now.
         raise self.retry(exc=exc, countdown=60, max_retries=30) from None

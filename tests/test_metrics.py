@@ -1,0 +1,50 @@
+"""/metrics: Prometheus text with the latest figures, for a token or a logged-in user only."""
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+
+from tracker.metrics import SYNC_STATS_KEY, record_sync
+from tracker.models import SourceState, Upstream
+
+
+@pytest.mark.django_db
+def test_metrics_need_the_token_or_a_login(settings, admin_user):
+    from django.test import Client
+
+    client = Client()  # anonymous
+    settings.METRICS_TOKEN = "scrape-token-123"
+    assert client.get(reverse("metrics")).status_code == 401
+    wrong = client.get(reverse("metrics"), HTTP_AUTHORIZATION="Bearer nope")
+    assert wrong.status_code == 401
+    ok = client.get(reverse("metrics"), HTTP_AUTHORIZATION="Bearer scrape-token-123")
+    assert ok.status_code == 200 and ok["Content-Type"].startswith("text/plain")
+    logged_in = Client()
+    logged_in.force_login(admin_user)
+    assert logged_in.get(reverse("metrics")).status_code == 200
+    settings.METRICS_TOKEN = ""
+    assert client.get(reverse("metrics"), HTTP_AUTHORIZATION="Bearer ").status_code == 401
+
+
+@pytest.mark.django_db
+def test_metrics_carry_lag_sync_and_source_figures(staff_client):
+    from django.utils import timezone
+
+    from tests.test_views import _fork_with_snapshot
+
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    fork = _fork_with_snapshot(upstream, 1)
+    fork.last_synced_at = timezone.now()
+    fork.save()
+    cache.delete(SYNC_STATS_KEY.format(slug="f1"))  # Redis outlives test runs
+    record_sync("f1", 12.5, ok=True)
+    record_sync("f1", 3.0, ok=False)
+    SourceState.objects.create(source="chromiumdash", last_success_at=timezone.now(), failures=2)
+    text = staff_client.get(reverse("metrics")).content.decode()
+    assert 'forkhealth_branch_commits_behind{branch="main",fork="f1"} 201.0' in text
+    assert 'forkhealth_branch_patch_count{branch="release/125",fork="f1"} 11.0' in text
+    assert 'forkhealth_fork_syncs_total{fork="f1"} 2.0' in text
+    assert 'forkhealth_fork_sync_failures_total{fork="f1"} 1.0' in text
+    assert 'forkhealth_fork_sync_duration_seconds{fork="f1"} 3.0' in text
+    assert 'forkhealth_source_failures{source="chromiumdash"} 2.0' in text
+    assert "forkhealth_fork_last_sync_age_seconds" in text
