@@ -151,9 +151,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_WORKER_MAX_TASKS_PER_CHILD = 50
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-# How long a sync lock lives if its holder dies without releasing it (a little over the hard
-# time limit: by then the holder is certainly gone).
-SYNC_LOCK_SECONDS = env_int("SYNC_LOCK_SECONDS", CELERY_TASK_TIME_LIMIT + 300, minimum=1)
+# Time to live of a sync lock: its holder renews it while it runs, so this is how long a sync
+# of the same upstream stays blocked after its holder died (SIGKILL, lost host).
+SYNC_LOCK_SECONDS = env_int("SYNC_LOCK_SECONDS", 300, minimum=3)
 # Seconds between worker heartbeats; the health check calls workers down after three misses.
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 60, minimum=5)
 # Upstream sources. Dash releases land several times a day (a run is a few dozen small

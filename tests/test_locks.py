@@ -39,7 +39,7 @@ def test_a_sync_on_another_host_is_refused_through_redis(settings, tmp_path, slu
 
 def test_a_killed_holder_frees_the_host_at_once_and_redis_after_expiry(settings, tmp_path, slug):
     settings.MIRROR_DIR = tmp_path / "mirrors"
-    settings.SYNC_LOCK_SECONDS = 2
+    settings.SYNC_LOCK_SECONDS = 3
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -53,7 +53,7 @@ def test_a_killed_holder_frees_the_host_at_once_and_redis_after_expiry(settings,
         env={
             **os.environ,
             "DATA_DIR": str(tmp_path),
-            "SYNC_LOCK_SECONDS": "2",
+            "SYNC_LOCK_SECONDS": "3",
             "DJANGO_SETTINGS_MODULE": "dashboard.settings",
         },
         stdout=subprocess.PIPE,
@@ -68,8 +68,19 @@ def test_a_killed_holder_frees_the_host_at_once_and_redis_after_expiry(settings,
         # The host lock died with its process; the cluster-wide one waits for its expiry.
         with pytest.raises(SyncBusy, match="another host"), mirror_lock(slug):
             pass
-        time.sleep(2.5)
+        time.sleep(3.5)
         with mirror_lock(slug):
             pass
     finally:
         holder.kill()
+
+
+def test_a_living_holder_keeps_its_lock_past_the_time_to_live(settings, tmp_path, slug):
+    settings.SYNC_LOCK_SECONDS = 3
+    settings.MIRROR_DIR = tmp_path / "host-a"
+    with mirror_lock(slug):
+        time.sleep(4.5)  # one and a half times the TTL: renewed meanwhile
+        settings.MIRROR_DIR = tmp_path / "host-b"
+        with pytest.raises(SyncBusy, match="another host"), mirror_lock(slug):
+            pass
+        settings.MIRROR_DIR = tmp_path / "host-a"

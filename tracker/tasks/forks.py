@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from tracker.git import GitError, UnsafeGitInput
@@ -51,7 +52,8 @@ def sync_fork_task(self, fork_id: int) -> str:
             record_sync(fork.slug, time.monotonic() - started, ok=True)
     except SyncBusy as exc:
         # Retried later: another fork of the same upstream holds the mirror for now.
-        raise self.retry(exc=exc, countdown=60, max_retries=30) from None
+        wait = min(60, settings.SYNC_LOCK_SECONDS)  # a dead holder's lock is gone by then
+        raise self.retry(exc=exc, countdown=wait, max_retries=30) from None
     except GitError as exc:
         if _transient(exc):
             raise self.retry(exc=exc, countdown=60 * 2**self.request.retries) from None
