@@ -1,0 +1,187 @@
+"""Faults with real processes: each ends with the database consistent, nothing lost or doubled."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from tests.helpers import git
+from tracker.generator import build_world, standard_world
+from tracker.models import BranchSnapshot, Fork, IngestCursor, UpstreamCommit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def big_world(tmp_path_factory):
+    """Large enough that ingesting it takes seconds: room to kill a worker half-way."""
+    return build_world(
+        standard_world(
+            seed=71, main_commits=60_000, milestones=8, days=8 * 28, files=300, vulnerabilities=10
+        ),
+        tmp_path_factory.mktemp("faults") / "world",
+    )
+
+
+class Workers:
+    """Celery worker processes on a queue of the test's own, against the test database."""
+
+    def __init__(self, tmp_path: Path, world_root: Path) -> None:
+        db = connection.settings_dict
+        self.queue = f"faults-{uuid.uuid4().hex[:10]}"
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "DATA_DIR": str(tmp_path / "data"),
+            "GIT_LOCAL_ROOTS": str(world_root),
+            "SYNC_LOCK_SECONDS": "3",
+            "LOG_LEVEL": "WARNING",
+        }
+        self.procs: list[subprocess.Popen] = []
+        self.logs = tmp_path
+
+    def start(self) -> subprocess.Popen:
+        log = (self.logs / f"worker-{len(self.procs)}.log").open("w")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "dashboard",
+                "worker",
+                "-Q",
+                self.queue,
+                "--pool=solo",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=WARNING",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def manage(self, *args: str) -> None:
+        subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def workers(tmp_path, big_world, transactional_db):
+    w = Workers(tmp_path, Path(big_world["path"]))
+    yield w
+    w.stop()
+
+
+def test_worker_killed_mid_ingest_then_restarted_leaves_one_row_per_commit(workers, big_world):
+    from tracker.tasks import sync_fork_task
+
+    upstream_repo = big_world["upstream"]["path"]
+    total = int(git(upstream_repo, "rev-list", "--count", "--all").strip())
+    acme = next(f for f in big_world["forks"] if f["slug"] == "acme")
+    workers.manage("add_upstream", "chromium", "--name", "Chromium", "--url", upstream_repo)
+    workers.manage(
+        "add_fork",
+        "acme",
+        "--name",
+        "Acme",
+        "--url",
+        acme["path"],
+        "--branch",
+        "main=refs/heads/main",
+    )
+    fork = Fork.objects.get(slug="acme")
+
+    first = workers.start()
+    sync_fork_task.apply_async(args=[fork.pk], queue=workers.queue)
+    _wait(lambda: UpstreamCommit.objects.count() > total // 10, 120, "ingest to be under way")
+    os.killpg(first.pid, signal.SIGKILL)  # mid-ingest, no chance to clean up
+    first.wait()
+    partial = UpstreamCommit.objects.count()
+    assert partial < total, "the kill came too late to test anything"
+    assert not IngestCursor.objects.filter(ref="refs/heads/main").exists()
+
+    workers.start()  # restarted; an operator (or beat) asks for the sync again
+    sync_fork_task.apply_async(args=[fork.pk], queue=workers.queue)
+    _wait(
+        lambda: BranchSnapshot.objects.filter(branch__fork=fork).exists(),
+        180,
+        "the sync to finish after the restart",
+    )
+
+    assert UpstreamCommit.objects.count() == total  # nothing lost ...
+    shas = UpstreamCommit.objects.values_list("sha", flat=True)
+    assert len(set(shas)) == total  # ... nothing doubled
+    cursor = IngestCursor.objects.get(ref="refs/heads/main")
+    assert cursor.sha == big_world["upstream"]["tip"]
+    (snapshot,) = BranchSnapshot.objects.filter(branch__fork=fork)
+    main = next(b for b in acme["branches"] if b["name"] == "main")
+    assert snapshot.tip_sha == main["tip"] and snapshot.commits_behind == main["commits_behind"]
+    fork.refresh_from_db()
+    assert fork.last_error == ""
+
+
+def test_two_workers_handed_the_same_sync_do_it_once_at_a_time(workers, big_world):
+    from tracker.tasks import sync_fork_task
+
+    upstream_repo = big_world["upstream"]["path"]
+    total = int(git(upstream_repo, "rev-list", "--count", "--all").strip())
+    acme = next(f for f in big_world["forks"] if f["slug"] == "acme")
+    workers.manage("add_upstream", "chromium", "--name", "Chromium", "--url", upstream_repo)
+    workers.manage(
+        "add_fork",
+        "acme",
+        "--name",
+        "Acme",
+        "--url",
+        acme["path"],
+        "--branch",
+        "main=refs/heads/main",
+    )
+    fork = Fork.objects.get(slug="acme")
+    workers.env["DATA_DIR"] = workers.env["DATA_DIR"] + "-a"  # two hosts: two mirror folders
+    workers.start()
+    workers.env["DATA_DIR"] = workers.env["DATA_DIR"][:-2] + "-b"
+    workers.start()
+    for _ in range(2):
+        sync_fork_task.apply_async(args=[fork.pk], queue=workers.queue)
+    _wait(
+        lambda: BranchSnapshot.objects.filter(branch__fork=fork).count() == 2,
+        240,
+        "both syncs, one after the other",
+    )
+    assert UpstreamCommit.objects.count() == total
+    assert len(set(UpstreamCommit.objects.values_list("sha", flat=True))) == total
+    first, second = BranchSnapshot.objects.filter(branch__fork=fork).order_by("taken_at")
+    assert (first.tip_sha, first.commits_behind) == (second.tip_sha, second.commits_behind)
