@@ -185,3 +185,108 @@ def test_two_workers_handed_the_same_sync_do_it_once_at_a_time(workers, big_worl
     assert len(set(UpstreamCommit.objects.values_list("sha", flat=True))) == total
     first, second = BranchSnapshot.objects.filter(branch__fork=fork).order_by("taken_at")
     assert (first.tip_sha, first.commits_behind) == (second.tip_sha, second.commits_behind)
+
+
+class FlakyDash:
+    """A local stand-in for Chromium Dash serving a world's recorded data, which can be told
+    to answer 500s or to hang past the client's timeout."""
+
+    def __init__(self, world: dict) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        data = Path(world["path"]) / "upstream-data"
+        self.releases = json.loads((data / "chromiumdash-fetch_releases.json").read_text())
+        self.milestones = json.loads((data / "chromiumdash-fetch_milestones.json").read_text())
+        self.mode = "ok"
+        self.requests = 0
+        dash = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                dash.requests += 1
+                if dash.mode == "500":
+                    body, status = b"<html>Server Error</html>", 500
+                else:
+                    if dash.mode == "hang":
+                        time.sleep(4)  # past UPSTREAM_HTTP_TIMEOUT
+                    url = urlsplit(self.path)
+                    query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                    if url.path == "/fetch_milestones":
+                        payload = dash.milestones
+                    elif url.path == "/fetch_milestone_schedule":
+                        payload = {"mstones": []}
+                    else:
+                        rows = [
+                            r
+                            for r in dash.releases
+                            if r["channel"] == query.get("channel", r["channel"])
+                            and r["platform"] == query.get("platform", r["platform"])
+                        ]
+                        offset, num = int(query.get("offset", 0)), int(query.get("num", 1000))
+                        payload = rows[offset : offset + num]
+                    body, status = json.dumps(payload).encode(), 200
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_upstream_source_failing_for_a_while_keeps_its_data_and_recovers(workers, big_world):
+    from tracker.models import SourceState, UpstreamRelease
+    from tracker.tasks.upstream import sync_chromiumdash_task
+
+    dash = FlakyDash(big_world)
+    workers.env.update({"CHROMIUMDASH_URL": dash.url, "UPSTREAM_HTTP_TIMEOUT": "2"})
+    workers.manage(
+        "add_upstream", "chromium", "--name", "Chromium", "--url", big_world["upstream"]["path"]
+    )
+    workers.start()
+
+    def run_and_wait(condition, what):
+        sync_chromiumdash_task.apply_async(queue=workers.queue)
+        return _wait(condition, 120, what)
+
+    def state():
+        return SourceState.objects.filter(source="chromiumdash").first()
+
+    run_and_wait(lambda: state() and state().last_success_at, "a first good sync")
+    good_at, releases = state().last_success_at, UpstreamRelease.objects.count()
+    assert releases > 0
+
+    for mode, sign in (("500", "500"), ("hang", "imed out")):
+        dash.mode = mode
+        before = state().failures
+        run_and_wait(lambda b=before: state().failures > b, f"a failure recorded ({mode})")
+        failed = state()
+        assert sign.lower() in failed.last_error.lower(), failed.last_error
+        assert failed.last_success_at == good_at  # the last good data stays, and says so
+        assert UpstreamRelease.objects.count() == releases
+
+    dash.mode = "ok"
+    newest = dict(dash.releases[0])
+    newest.update(version="999.0.9999.1", previous_version=newest["version"])
+    dash.releases.insert(0, newest)
+    run_and_wait(lambda: state().last_success_at > good_at and not state().last_error, "recovery")
+    assert state().failures == 0
+    # Every new release exactly once (one row per channel and platform), nothing doubled.
+    assert UpstreamRelease.objects.count() == releases + 1
+    assert UpstreamRelease.objects.filter(version="999.0.9999.1").count() == 1
+    dash.close()
