@@ -19,6 +19,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from tracker import progress
 from tracker.git import check_ref_name, run_git
 from tracker.models import Fork, Upstream
 
@@ -105,6 +106,7 @@ def fork_refspecs(fork: Fork) -> list[str]:
 def fetch_upstream(upstream: Upstream, mirror: Mirror | None = None) -> Mirror:
     """Fetch the upstream's main ref, release branches and tags into the mirror."""
     mirror = mirror or ensure_mirror(upstream)
+    progress.report(upstream.slug, "fetching upstream")
     remote = upstream.remote(settings.GIT_LOCAL_ROOTS)
     args = ["fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head"]
     if settings.GIT_CLONE_FILTER:

@@ -12,6 +12,7 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from tracker import progress as sync_progress
 from tracker.healthz import service_health
 from tracker.metrics import render_metrics
 from tracker.models import BranchSnapshot, Fork, PatchChange, TrackedBranch
@@ -32,6 +33,9 @@ def overview(request: HttpRequest) -> HttpResponse:
     latest = BranchSnapshot.objects.latest_by_branch([b.pk for b in branches])
     for branch in branches:
         branch.latest = latest.get(branch.pk)
+    running = sync_progress.current({fork.upstream.slug for fork in forks})
+    for fork in forks:
+        fork.sync_progress = running.get(fork.upstream.slug)
     return render(request, "tracker/overview.html", {"forks": forks})
 
 

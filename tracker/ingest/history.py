@@ -38,6 +38,8 @@ from tracker.footers import CommitFooters, is_main_ref, parse_footers
 from tracker.git import check_ref_name, check_sha, git_output_stream, run_git
 from tracker.gitlog import LogRecord, iter_log_records, log_args
 from tracker.models import CommitBug, IngestCursor, Upstream, UpstreamCommit
+from tracker.progress import finish as finish_progress
+from tracker.progress import report as report_progress
 
 __all__ = ["DEFAULT_BATCH_SIZE", "IngestStats", "ingest_upstream_history"]
 
@@ -134,6 +136,12 @@ def ingest_upstream_history(
     if len({name for name, _local in refs}) != len(refs):
         raise ValueError("a ref is named twice")
     cursors = {c.ref: c for c in IngestCursor.objects.filter(upstream=upstream)}
+    totals: dict[str, int] = {}  # new commits per ref, for the progress reports
+    if progress is None:  # by default, report to the pages and the logs (tracker.progress)
+
+        def progress(ref: str, commits: int) -> None:
+            report_progress(upstream.slug, f"ingesting {ref}", commits, totals.get(ref))
+
     sink = _BatchSink(_writer_for(upstream), progress)
     # Tips (or, for refs that vanished, cursors) of the refs already handled in this call:
     # everything reachable from them is in the database by now.
@@ -168,6 +176,7 @@ def ingest_upstream_history(
             count = inserted = 0
             if since != tip:
                 exclude = _exclusions(upstream, git_dir, tip, since, done, first=not done)
+                totals[name] = _count_new(git_dir, tip, exclude)
                 count, inserted = _ingest_ref(
                     sink, git_dir, name, tip, exclude, batch_size=batch_size
                 )
@@ -189,8 +198,16 @@ def ingest_upstream_history(
             done.append(tip)
     finally:
         sink.close()
+        finish_progress(upstream.slug)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _count_new(git_dir: Path | str, tip: str, exclude: list[str]) -> int:
+    """How many commits a ref's read will bring (one commit-graph walk, cheap next to it)."""
+    revisions = [check_sha(tip), *(f"^{check_sha(sha)}" for sha in exclude)]
+    out = run_git(["rev-list", "--count", "--end-of-options", *revisions], git_dir=git_dir)
+    return int(out.text.strip() or 0)
 
 
 def _exclusions(
