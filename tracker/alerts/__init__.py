@@ -1,0 +1,1 @@
+"""Alerts: rules that find conditions worth telling release engineers about."""
