@@ -7,6 +7,7 @@ production), since a scrape must not run git.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 
@@ -20,11 +21,14 @@ SYNC_STATS_KEY = "metrics:sync:{slug}"
 def record_sync(slug: str, seconds: float, ok: bool) -> None:
     """Remember a fork sync's duration and outcome for the metrics (kept for a week)."""
     key = SYNC_STATS_KEY.format(slug=slug)
-    stats = cache.get(key) or {"runs": 0, "failures": 0, "seconds": 0.0}
-    stats["runs"] += 1
-    stats["failures"] += 0 if ok else 1
-    stats["seconds"] = seconds
-    cache.set(key, stats, timeout=7 * 86400)
+    try:
+        stats = cache.get(key) or {"runs": 0, "failures": 0, "seconds": 0.0}
+        stats["runs"] += 1
+        stats["failures"] += 0 if ok else 1
+        stats["seconds"] = seconds
+        cache.set(key, stats, timeout=7 * 86400)
+    except Exception as exc:  # any cache failure: metrics never fail the sync they describe
+        logging.getLogger(__name__).warning("sync metrics not recorded: %s", exc)
 
 
 class _Collector:

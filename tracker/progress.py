@@ -22,10 +22,20 @@ LOG_EVERY = 10.0  # seconds between progress log lines of one sync
 _last_logged: dict[str, float] = {}
 
 
+def _best_effort(call, *args, **kwargs):
+    """Progress is for people watching: a cache that is down (Redis restarting) must never
+    fail the sync it reports on."""
+    try:
+        return call(*args, **kwargs)
+    except Exception as exc:  # any cache failure, whatever the backend raises
+        logger.warning("progress not recorded: %s", exc)
+        return None
+
+
 def report(slug: str, phase: str, done: int | None = None, total: int | None = None) -> None:
     """Record that the sync of upstream `slug` is in `phase`, `done` of `total` units along."""
     entry = {"phase": phase, "done": done, "total": total, "updated": timezone.now().isoformat()}
-    cache.set(KEY.format(slug=slug), entry, timeout=TTL)
+    _best_effort(cache.set, KEY.format(slug=slug), entry, timeout=TTL)
     now = time.monotonic()
     if now - _last_logged.get(slug, 0.0) >= LOG_EVERY or (done is not None and done == total):
         _last_logged[slug] = now
@@ -34,11 +44,12 @@ def report(slug: str, phase: str, done: int | None = None, total: int | None = N
 
 
 def finish(slug: str) -> None:
-    cache.delete(KEY.format(slug=slug))
+    _best_effort(cache.delete, KEY.format(slug=slug))
     _last_logged.pop(slug, None)
 
 
 def current(slugs: Iterable[str]) -> dict[str, dict]:
     """Syncs in progress among `slugs`: slug -> its latest report (one cache round trip)."""
     keys = {KEY.format(slug=s): s for s in slugs}
-    return {keys[k]: v for k, v in cache.get_many(list(keys)).items()}
+    found = _best_effort(cache.get_many, list(keys)) or {}
+    return {keys[k]: v for k, v in found.items()}

@@ -6,6 +6,7 @@ import time
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from tracker.git import GitError, UnsafeGitInput
@@ -20,6 +21,10 @@ PERMANENT = (UnsafeGitInput, NoCommonHistory)
 
 
 def _transient(exc: Exception) -> bool:
+    """Worth retrying: git failures that are not bad input, and a database that went away
+    (restarting, failing over) in the middle of a sync."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
     return isinstance(exc, GitError) and not isinstance(exc, PERMANENT)
 
 
@@ -31,7 +36,7 @@ def sync_upstream_task(self, upstream_id: int) -> str:
             sync_upstream(upstream, now=timezone.now())
     except SyncBusy as exc:
         return f"skipped: {exc}"  # the running sync brings the mirror up to date
-    except GitError as exc:
+    except (GitError, OperationalError, InterfaceError) as exc:
         if _transient(exc):
             raise self.retry(exc=exc, countdown=60 * 2**self.request.retries) from None
         raise
@@ -54,7 +59,7 @@ def sync_fork_task(self, fork_id: int) -> str:
         # Retried later: another fork of the same upstream holds the mirror for now.
         wait = min(60, settings.SYNC_LOCK_SECONDS)  # a dead holder's lock is gone by then
         raise self.retry(exc=exc, countdown=wait, max_retries=30) from None
-    except GitError as exc:
+    except (GitError, OperationalError, InterfaceError) as exc:
         if _transient(exc):
             raise self.retry(exc=exc, countdown=60 * 2**self.request.retries) from None
         raise
