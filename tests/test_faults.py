@@ -290,3 +290,155 @@ def test_upstream_source_failing_for_a_while_keeps_its_data_and_recovers(workers
     assert UpstreamRelease.objects.count() == releases + 1
     assert UpstreamRelease.objects.filter(version="999.0.9999.1").count() == 1
     dash.close()
+
+
+class PrivateStack:
+    """Workers on a private PostgreSQL and Redis, which the test may restart at will."""
+
+    def __init__(self, tmp_path: Path, world: dict) -> None:
+        from tests.support.services import PrivatePostgres, PrivateRedis
+
+        self.pg, self.redis = PrivatePostgres(), PrivateRedis()
+        self.pg.start()
+        self.redis.start()
+        self.world = world
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": self.pg.url,
+            "REDIS_URL": self.redis.url,
+            "DATA_DIR": str(tmp_path / "data"),
+            "GIT_LOCAL_ROOTS": world["path"],
+            "SYNC_LOCK_SECONDS": "3",
+            "LOG_LEVEL": "WARNING",
+        }
+        self.logs = tmp_path
+        self.procs: list[subprocess.Popen] = []
+        self.manage("migrate", "--noinput")
+
+    def manage(self, *args: str) -> None:
+        subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+
+    def start_worker(self) -> None:
+        log = (self.logs / f"worker-{len(self.procs)}.log").open("w")
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "dashboard",
+                    "worker",
+                    "-Q",
+                    "default,git",
+                    "--pool=solo",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--loglevel=WARNING",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+
+    def sync(self, fork_id: int) -> None:
+        from celery import Celery
+
+        with Celery("faults", broker=self.redis.url) as app:
+            app.send_task("tracker.sync_fork", args=[fork_id], queue="git")
+
+    def count(self, sql: str, params: tuple = ()) -> int:
+        return self.pg.count(sql, params)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.redis.stop()
+        self.pg.stop()
+
+
+@pytest.fixture
+def private(tmp_path, big_world):
+    stack = PrivateStack(tmp_path, big_world)
+    yield stack
+    stack.close()
+
+
+COMMITS = "SELECT count(*) FROM tracker_upstreamcommit"
+DISTINCT = "SELECT count(DISTINCT sha) FROM tracker_upstreamcommit"
+SNAPSHOTS = "SELECT count(*) FROM tracker_branchsnapshot"
+
+
+def _register(stack: PrivateStack):
+    world = stack.world
+    upstream_repo = world["upstream"]["path"]
+    total = int(git(upstream_repo, "rev-list", "--count", "--all").strip())
+    acme = next(f for f in world["forks"] if f["slug"] == "acme")
+    stack.manage("add_upstream", "chromium", "--name", "Chromium", "--url", upstream_repo)
+    stack.manage(
+        "add_fork",
+        "acme",
+        "--name",
+        "Acme",
+        "--url",
+        acme["path"],
+        "--branch",
+        "main=refs/heads/main",
+    )
+    fork_id = stack.count("SELECT id FROM tracker_fork WHERE slug = 'acme'")
+    main = next(b for b in acme["branches"] if b["name"] == "main")
+    return total, fork_id, main
+
+
+def _assert_consistent(stack: PrivateStack, total: int, main: dict, snapshots: int) -> None:
+    assert stack.count(COMMITS) == total  # nothing lost ...
+    assert stack.count(DISTINCT) == total  # ... nothing doubled
+    assert stack.count(SNAPSHOTS) == snapshots
+    right = stack.count(
+        "SELECT count(*) FROM tracker_branchsnapshot WHERE tip_sha = %s AND commits_behind = %s",
+        (main["tip"], main["commits_behind"]),
+    )
+    assert right == snapshots
+
+
+def test_redis_restarted_during_a_sync(private):
+    total, fork_id, main = _register(private)
+    private.start_worker()
+    private.sync(fork_id)
+    _wait(lambda: private.count(COMMITS) > total // 10, 120, "ingest to be under way")
+    private.redis.restart()  # the broker, the cache and the locks, all gone at once
+    _wait(lambda: private.count(SNAPSHOTS) == 1, 180, "the sync to finish through the restart")
+    _assert_consistent(private, total, main, snapshots=1)
+    private.sync(fork_id)  # the worker reconnected: the next sync it is handed runs too
+    _wait(lambda: private.count(SNAPSHOTS) == 2, 120, "a sync after the restart")
+    _assert_consistent(private, total, main, snapshots=2)
+
+
+def test_postgres_restarted_during_a_sync(private):
+    total, fork_id, main = _register(private)
+    private.start_worker()
+    private.sync(fork_id)
+    _wait(lambda: private.count(COMMITS) > total // 10, 120, "ingest to be under way")
+    private.pg.restart()  # cuts the worker's connections mid-batch
+    partial = private.count(COMMITS)
+    assert 0 < partial <= total
+    private.sync(fork_id)  # the interrupted sync is retried later; an operator need not wait
+    _wait(lambda: private.count(SNAPSHOTS) >= 1, 180, "a sync after the restart")
+    _assert_consistent(private, total, main, snapshots=private.count(SNAPSHOTS))
+    cursor = private.count(
+        "SELECT count(*) FROM tracker_ingestcursor WHERE ref = 'refs/heads/main' AND sha = %s",
+        (private.world["upstream"]["tip"],),
+    )
+    assert cursor == 1
