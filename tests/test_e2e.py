@@ -6,124 +6,13 @@ API over HTTP, the pages): it calls no project function directly.
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import requests
-from django.db import connection
 
+from tests.support.processes import Processes, suite_database_url, wait_for
+from tests.support.services import free_port
 from tracker.generator import build_world, standard_world
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def stack(tmp_path, transactional_db, django_user_model):
-    world = build_world(
-        standard_world(seed=61, main_commits=300, milestones=4, vulnerabilities=6),
-        tmp_path / "world",
-    )
-    port = _free_port()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "DATA_DIR": str(tmp_path / "data"),
-        "GIT_LOCAL_ROOTS": str(tmp_path),
-        "SITE_URL": f"http://127.0.0.1:{port}",
-        "WORKER_HEARTBEAT_SECONDS": "5",
-        "LOG_LEVEL": "WARNING",
-    }
-    admin = django_user_model.objects.create_superuser("ops", password="e2e-password-1")
-    from rest_framework.authtoken.models import Token
-
-    token = Token.objects.create(user=admin).key
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    commands = {
-        "web": [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "dashboard.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-        ],
-        "worker": [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "dashboard",
-            "worker",
-            "-Q",
-            "default,git,http",
-            "--concurrency",
-            "2",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        "beat": [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "dashboard",
-            "beat",
-            "--loglevel",
-            "WARNING",
-            "--schedule",
-            str(tmp_path / "beat-schedule"),
-        ],
-    }
-    procs = {
-        name: subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=(logs / f"{name}.log").open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        for name, command in commands.items()
-    }
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: _get(f"{base}/healthz") is not None, 60, "the web server")
-        yield {"world": world, "base": base, "token": token, "env": env, "logs": logs}
-    finally:
-        for proc in procs.values():
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _get(url, **kwargs):
@@ -133,26 +22,59 @@ def _get(url, **kwargs):
         return None
 
 
+@pytest.fixture
+def stack(tmp_path, transactional_db, django_user_model):
+    from rest_framework.authtoken.models import Token
+
+    world = build_world(
+        standard_world(seed=61, main_commits=300, milestones=4, vulnerabilities=6),
+        tmp_path / "world",
+    )
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": suite_database_url(),
+        "DATA_DIR": str(tmp_path / "data"),
+        "GIT_LOCAL_ROOTS": str(tmp_path),
+        "SITE_URL": f"http://127.0.0.1:{port}",
+        "WORKER_HEARTBEAT_SECONDS": "5",
+        "LOG_LEVEL": "WARNING",
+    }
+    admin = django_user_model.objects.create_superuser("ops", password="e2e-password-1")
+    token = Token.objects.create(user=admin).key
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    procs = Processes(env, logs)
+    procs.start(
+        "web", "gunicorn", "dashboard.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"
+    )
+    procs.worker("default,git,http", "--concurrency", "2")
+    procs.start(
+        "beat",
+        "celery",
+        "-A",
+        "dashboard",
+        "beat",
+        "--loglevel",
+        "WARNING",
+        "--schedule",
+        str(tmp_path / "beat-schedule"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _get(f"{base}/healthz") is not None, 60, "the web server", 0.5)
+        yield {"world": world, "base": base, "token": token, "procs": procs}
+    finally:
+        procs.close()
+
+
 def test_a_fork_added_through_the_api_is_synced_by_the_worker_and_shown(stack):
-    world, base, env = stack["world"], stack["base"], stack["env"]
+    world, base = stack["world"], stack["base"]
     api = requests.Session()
     api.headers["Authorization"] = f"Token {stack['token']}"
 
-    subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "add_upstream",
-            "chromium",
-            "--name",
-            "Chromium",
-            "--url",
-            world["upstream"]["path"],
-        ],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
+    stack["procs"].manage(
+        "add_upstream", "chromium", "--name", "Chromium", "--url", world["upstream"]["path"]
     )
     acme = next(f for f in world["forks"] if f["slug"] == "acme")
     created = api.post(
@@ -177,7 +99,7 @@ def test_a_fork_added_through_the_api_is_synced_by_the_worker_and_shown(stack):
         rows = api.get(f"{base}/api/snapshots/?fork=acme", timeout=10).json()["results"]
         return rows if len(rows) == len(acme["branches"]) else None
 
-    snapshots = {s["branch"]: s for s in _wait(synced, 120, "the worker's sync")}
+    snapshots = {s["branch"]: s for s in wait_for(synced, 120, "the worker's sync", 0.5)}
     for branch in acme["branches"]:
         assert snapshots[branch["name"]]["tip_sha"] == branch["tip"]
         assert snapshots[branch["name"]]["base_sha"] == branch["base"]
@@ -203,9 +125,10 @@ def test_a_fork_added_through_the_api_is_synced_by_the_worker_and_shown(stack):
     assert f">{main['commits_behind']}</td>" in fork_page
 
     # Beat schedules the heartbeat; a worker runs it; /healthz sees the worker alive.
-    health = _wait(
+    health = wait_for(
         lambda: (r := _get(f"{base}/healthz")) is not None and r.json()["worker"]["ok"] and r,
         60,
         "a worker heartbeat",
+        0.5,
     )
     assert health.json()["database"] == "ok" and health.json()["redis"] == "ok"

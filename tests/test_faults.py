@@ -1,21 +1,16 @@
 """Faults with real processes: each ends with the database consistent, nothing lost or doubled."""
 
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from tests.helpers import git
+from tests.support.processes import Processes, suite_database_url, wait_for
 from tracker.generator import build_world, standard_world
 from tracker.models import BranchSnapshot, Fork, IngestCursor, UpstreamCommit
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -29,89 +24,31 @@ def big_world(tmp_path_factory):
     )
 
 
-class Workers:
-    """Celery worker processes on a queue of the test's own, against the test database."""
-
-    def __init__(self, tmp_path: Path, world_root: Path) -> None:
-        db = connection.settings_dict
-        self.queue = f"faults-{uuid.uuid4().hex[:10]}"
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-            "DATA_DIR": str(tmp_path / "data"),
-            "GIT_LOCAL_ROOTS": str(world_root),
-            "SYNC_LOCK_SECONDS": "3",
-            "LOG_LEVEL": "WARNING",
-        }
-        self.procs: list[subprocess.Popen] = []
-        self.logs = tmp_path
-
-    def start(self) -> subprocess.Popen:
-        log = (self.logs / f"worker-{len(self.procs)}.log").open("w")
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "dashboard",
-                "worker",
-                "-Q",
-                self.queue,
-                "--pool=solo",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel=WARNING",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def manage(self, *args: str) -> None:
-        subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            check=True,
-            capture_output=True,
-        )
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def workers(tmp_path, big_world, transactional_db):
-    w = Workers(tmp_path, Path(big_world["path"]))
-    yield w
-    w.stop()
+    """Workers on the suite's database and Redis, consuming a queue of the test's own."""
+    queue = f"faults-{uuid.uuid4().hex[:10]}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": suite_database_url(),
+        "DATA_DIR": str(tmp_path / "data"),
+        "GIT_LOCAL_ROOTS": big_world["path"],
+        "SYNC_LOCK_SECONDS": "3",
+        "LOG_LEVEL": "WARNING",
+    }
+    procs = Processes(env, tmp_path)
+    procs.queue = queue
+    yield procs
+    procs.close()
 
 
-def test_worker_killed_mid_ingest_then_restarted_leaves_one_row_per_commit(workers, big_world):
-    from tracker.tasks import sync_fork_task
-
-    upstream_repo = big_world["upstream"]["path"]
+def _register_acme(procs: Processes, world: dict) -> tuple[int, dict]:
+    """Add the world's upstream and its rebased fork by command; (upstream commits, truth)."""
+    upstream_repo = world["upstream"]["path"]
     total = int(git(upstream_repo, "rev-list", "--count", "--all").strip())
-    acme = next(f for f in big_world["forks"] if f["slug"] == "acme")
-    workers.manage("add_upstream", "chromium", "--name", "Chromium", "--url", upstream_repo)
-    workers.manage(
+    acme = next(f for f in world["forks"] if f["slug"] == "acme")
+    procs.manage("add_upstream", "chromium", "--name", "Chromium", "--url", upstream_repo)
+    procs.manage(
         "add_fork",
         "acme",
         "--name",
@@ -121,20 +58,25 @@ def test_worker_killed_mid_ingest_then_restarted_leaves_one_row_per_commit(worke
         "--branch",
         "main=refs/heads/main",
     )
-    fork = Fork.objects.get(slug="acme")
+    return total, acme
 
-    first = workers.start()
+
+def test_worker_killed_mid_ingest_then_restarted_leaves_one_row_per_commit(workers, big_world):
+    from tracker.tasks import sync_fork_task
+
+    total, acme = _register_acme(workers, big_world)
+    fork = Fork.objects.get(slug="acme")
+    first = workers.worker(workers.queue)
     sync_fork_task.apply_async(args=[fork.pk], queue=workers.queue)
-    _wait(lambda: UpstreamCommit.objects.count() > total // 10, 120, "ingest to be under way")
-    os.killpg(first.pid, signal.SIGKILL)  # mid-ingest, no chance to clean up
-    first.wait()
+    wait_for(lambda: UpstreamCommit.objects.count() > total // 10, 120, "ingest to be under way")
+    Processes.kill(first)  # SIGKILL mid-ingest, no chance to clean up
     partial = UpstreamCommit.objects.count()
     assert partial < total, "the kill came too late to test anything"
     assert not IngestCursor.objects.filter(ref="refs/heads/main").exists()
 
-    workers.start()  # restarted; an operator (or beat) asks for the sync again
+    workers.worker(workers.queue)  # restarted; an operator (or beat) asks for the sync again
     sync_fork_task.apply_async(args=[fork.pk], queue=workers.queue)
-    _wait(
+    wait_for(
         lambda: BranchSnapshot.objects.filter(branch__fork=fork).exists(),
         180,
         "the sync to finish after the restart",
@@ -155,28 +97,15 @@ def test_worker_killed_mid_ingest_then_restarted_leaves_one_row_per_commit(worke
 def test_two_workers_handed_the_same_sync_do_it_once_at_a_time(workers, big_world):
     from tracker.tasks import sync_fork_task
 
-    upstream_repo = big_world["upstream"]["path"]
-    total = int(git(upstream_repo, "rev-list", "--count", "--all").strip())
-    acme = next(f for f in big_world["forks"] if f["slug"] == "acme")
-    workers.manage("add_upstream", "chromium", "--name", "Chromium", "--url", upstream_repo)
-    workers.manage(
-        "add_fork",
-        "acme",
-        "--name",
-        "Acme",
-        "--url",
-        acme["path"],
-        "--branch",
-        "main=refs/heads/main",
-    )
+    total, _acme = _register_acme(workers, big_world)
     fork = Fork.objects.get(slug="acme")
-    workers.env["DATA_DIR"] = workers.env["DATA_DIR"] + "-a"  # two hosts: two mirror folders
-    workers.start()
-    workers.env["DATA_DIR"] = workers.env["DATA_DIR"][:-2] + "-b"
-    workers.start()
+    data_dir = workers.env["DATA_DIR"]
+    for host in ("a", "b"):  # two hosts: two mirror folders, one database, one Redis
+        workers.env["DATA_DIR"] = f"{data_dir}-{host}"
+        workers.worker(workers.queue)
     for _ in range(2):
         sync_fork_task.apply_async(args=[fork.pk], queue=workers.queue)
-    _wait(
+    wait_for(
         lambda: BranchSnapshot.objects.filter(branch__fork=fork).count() == 2,
         240,
         "both syncs, one after the other",
@@ -258,11 +187,11 @@ def test_upstream_source_failing_for_a_while_keeps_its_data_and_recovers(workers
     workers.manage(
         "add_upstream", "chromium", "--name", "Chromium", "--url", big_world["upstream"]["path"]
     )
-    workers.start()
+    workers.worker(workers.queue)
 
     def run_and_wait(condition, what):
         sync_chromiumdash_task.apply_async(queue=workers.queue)
-        return _wait(condition, 120, what)
+        return wait_for(condition, 120, what)
 
     def state():
         return SourceState.objects.filter(source="chromiumdash").first()
@@ -292,7 +221,7 @@ def test_upstream_source_failing_for_a_while_keeps_its_data_and_recovers(workers
     dash.close()
 
 
-class PrivateStack:
+class PrivateStack(Processes):
     """Workers on a private PostgreSQL and Redis, which the test may restart at will."""
 
     def __init__(self, tmp_path: Path, world: dict) -> None:
@@ -302,54 +231,19 @@ class PrivateStack:
         self.pg.start()
         self.redis.start()
         self.world = world
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": self.pg.url,
-            "REDIS_URL": self.redis.url,
-            "DATA_DIR": str(tmp_path / "data"),
-            "GIT_LOCAL_ROOTS": world["path"],
-            "SYNC_LOCK_SECONDS": "3",
-            "LOG_LEVEL": "WARNING",
-        }
-        self.logs = tmp_path
-        self.procs: list[subprocess.Popen] = []
+        super().__init__(
+            {
+                **os.environ,
+                "DATABASE_URL": self.pg.url,
+                "REDIS_URL": self.redis.url,
+                "DATA_DIR": str(tmp_path / "data"),
+                "GIT_LOCAL_ROOTS": world["path"],
+                "SYNC_LOCK_SECONDS": "3",
+                "LOG_LEVEL": "WARNING",
+            },
+            tmp_path,
+        )
         self.manage("migrate", "--noinput")
-
-    def manage(self, *args: str) -> None:
-        subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-
-    def start_worker(self) -> None:
-        log = (self.logs / f"worker-{len(self.procs)}.log").open("w")
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "dashboard",
-                    "worker",
-                    "-Q",
-                    "default,git",
-                    "--pool=solo",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--loglevel=WARNING",
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
 
     def sync(self, fork_id: int) -> None:
         from celery import Celery
@@ -362,9 +256,7 @@ class PrivateStack:
 
     def close(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            self.kill(proc)
         self.redis.stop()
         self.pg.stop()
 
@@ -382,21 +274,7 @@ SNAPSHOTS = "SELECT count(*) FROM tracker_branchsnapshot"
 
 
 def _register(stack: PrivateStack):
-    world = stack.world
-    upstream_repo = world["upstream"]["path"]
-    total = int(git(upstream_repo, "rev-list", "--count", "--all").strip())
-    acme = next(f for f in world["forks"] if f["slug"] == "acme")
-    stack.manage("add_upstream", "chromium", "--name", "Chromium", "--url", upstream_repo)
-    stack.manage(
-        "add_fork",
-        "acme",
-        "--name",
-        "Acme",
-        "--url",
-        acme["path"],
-        "--branch",
-        "main=refs/heads/main",
-    )
+    total, acme = _register_acme(stack, stack.world)
     fork_id = stack.count("SELECT id FROM tracker_fork WHERE slug = 'acme'")
     main = next(b for b in acme["branches"] if b["name"] == "main")
     return total, fork_id, main
@@ -415,27 +293,27 @@ def _assert_consistent(stack: PrivateStack, total: int, main: dict, snapshots: i
 
 def test_redis_restarted_during_a_sync(private):
     total, fork_id, main = _register(private)
-    private.start_worker()
+    private.worker("default,git")
     private.sync(fork_id)
-    _wait(lambda: private.count(COMMITS) > total // 10, 120, "ingest to be under way")
+    wait_for(lambda: private.count(COMMITS) > total // 10, 120, "ingest to be under way")
     private.redis.restart()  # the broker, the cache and the locks, all gone at once
-    _wait(lambda: private.count(SNAPSHOTS) == 1, 180, "the sync to finish through the restart")
+    wait_for(lambda: private.count(SNAPSHOTS) == 1, 180, "the sync to finish through the restart")
     _assert_consistent(private, total, main, snapshots=1)
     private.sync(fork_id)  # the worker reconnected: the next sync it is handed runs too
-    _wait(lambda: private.count(SNAPSHOTS) == 2, 120, "a sync after the restart")
+    wait_for(lambda: private.count(SNAPSHOTS) == 2, 120, "a sync after the restart")
     _assert_consistent(private, total, main, snapshots=2)
 
 
 def test_postgres_restarted_during_a_sync(private):
     total, fork_id, main = _register(private)
-    private.start_worker()
+    private.worker("default,git")
     private.sync(fork_id)
-    _wait(lambda: private.count(COMMITS) > total // 10, 120, "ingest to be under way")
+    wait_for(lambda: private.count(COMMITS) > total // 10, 120, "ingest to be under way")
     private.pg.restart()  # cuts the worker's connections mid-batch
     partial = private.count(COMMITS)
     assert 0 < partial <= total
     private.sync(fork_id)  # the interrupted sync is retried later; an operator need not wait
-    _wait(lambda: private.count(SNAPSHOTS) >= 1, 180, "a sync after the restart")
+    wait_for(lambda: private.count(SNAPSHOTS) >= 1, 180, "a sync after the restart")
     _assert_consistent(private, total, main, snapshots=private.count(SNAPSHOTS))
     cursor = private.count(
         "SELECT count(*) FROM tracker_ingestcursor WHERE ref = 'refs/heads/main' AND sha = %s",

@@ -1,8 +1,6 @@
 """Tasks run on a real Celery worker process against the real Redis broker."""
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -10,42 +8,20 @@ from pathlib import Path
 import pytest
 from django.core.cache import cache
 
+from tests.support.processes import Processes
 from tracker.tasks import WORKER_HEARTBEAT_KEY, record_worker_heartbeat_task
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def worker():
+def worker(tmp_path):
     """A Celery worker process consuming a queue of its own (so parallel runs cannot meet)."""
     queue = f"test-{uuid.uuid4().hex[:12]}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "dashboard",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=WARNING",
-        ],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    procs = Processes(os.environ.copy(), tmp_path)
+    procs.worker(queue)
     yield queue
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    procs.close()
 
 
 def test_heartbeat_task_runs_on_a_worker_process(worker):
