@@ -248,7 +248,8 @@ class PrivateStack(Processes):
     def sync(self, fork_id: int) -> None:
         from celery import Celery
 
-        with Celery("faults", broker=self.redis.url) as app:
+        # Not the current app: later tests must keep publishing to the suite's own broker.
+        with Celery("faults", broker=self.redis.url, set_as_current=False) as app:
             app.send_task("tracker.sync_fork", args=[fork_id], queue="git")
 
     def count(self, sql: str, params: tuple = ()) -> int:
