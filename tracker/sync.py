@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from tracker.forksecurity import update_fork_security
 from tracker.git import GitError
 from tracker.health import measure_branch, previous_patch_set, record_snapshot
 from tracker.lag import PositionLookup, VersionTags, rev_parse
@@ -95,18 +96,21 @@ def sync_fork(
 
     Patch-series forks have no git branches carrying upstream history; their lag is measured
     from the pinned version, with their releases, and they get no branch snapshots here.
+    Then the fork's releases and fix statuses are brought up to date (tracker.forksecurity).
     """
     upstream = fork.upstream
     mirror = sync_upstream(upstream, now=now) if fetch_upstream_first else ensure_mirror(upstream)
-    if fork.kind == ForkKind.PATCH_SERIES:
-        logger.info("fork %s: patch-series fork, no branch snapshots", fork.slug)
-        snapshots: list[BranchSnapshot] = []
-    else:
-        try:
+    try:
+        if fork.kind == ForkKind.PATCH_SERIES:
+            logger.info("fork %s: patch-series fork, no branch snapshots", fork.slug)
+            fetch_fork(fork, mirror)  # its releases and pinned versions are read from the mirror
+            snapshots: list[BranchSnapshot] = []
+        else:
             snapshots = snapshot_fork(fork, mirror, now=now)
-        except (GitError, CredentialsError) as exc:
-            _record_error(fork, exc)
-            raise
+        update_fork_security(fork, mirror, now)
+    except (GitError, CredentialsError) as exc:
+        _record_error(fork, exc)
+        raise
     fork.last_synced_at, fork.last_error = now, ""
     fork.save(update_fields=["last_synced_at", "last_error"])
     return snapshots

@@ -1,5 +1,16 @@
 """Database models, one module per area; import them from here."""
 
+from tracker.models.forksecurity import (
+    FIXED_STATES,
+    FixState,
+    FixStatus,
+    FixTriage,
+    ForkRelease,
+    ReleaseSource,
+    RollFix,
+    TriageDecision,
+    UpstreamPatchId,
+)
 from tracker.models.history import CommitBug, IngestCursor, UpstreamCommit
 from tracker.models.releases import (
     Bulletin,
@@ -25,6 +36,7 @@ from tracker.models.repos import Fork, ForkKind, TrackedBranch, Upstream
 from tracker.models.snapshots import BranchSnapshot, PatchChange, SnapshotPatch
 
 __all__ = [
+    "FIXED_STATES",
     "BranchSnapshot",
     "Bulletin",
     "BulletinLine",
@@ -33,21 +45,29 @@ __all__ = [
     "Evidence",
     "FixCommit",
     "FixRole",
+    "FixState",
+    "FixStatus",
+    "FixTriage",
     "Fork",
     "ForkKind",
+    "ForkRelease",
     "FoundBy",
     "IngestCursor",
     "Milestone",
     "PatchChange",
     "Placement",
     "Platform",
+    "ReleaseSource",
+    "RollFix",
     "Severity",
     "SnapshotPatch",
     "Source",
     "SourceState",
     "TrackedBranch",
+    "TriageDecision",
     "Upstream",
     "UpstreamCommit",
+    "UpstreamPatchId",
     "UpstreamRelease",
     "Vulnerability",
     "VulnerabilityBug",

@@ -3,6 +3,7 @@ function; Celery finds them through this package."""
 
 from tracker.tasks.forks import sync_fork_task, sync_upstream_task
 from tracker.tasks.health import WORKER_HEARTBEAT_KEY, record_worker_heartbeat_task
+from tracker.tasks.security import update_fork_security_task
 from tracker.tasks.upstream import (
     link_all_fixes_task,
     link_fixes_task,
@@ -21,4 +22,5 @@ __all__ = [
     "sync_fork_task",
     "sync_upstream_task",
     "sync_versionhistory_task",
+    "update_fork_security_task",
 ]

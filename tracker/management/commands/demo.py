@@ -12,8 +12,9 @@ from tracker.demo import (
     load_recorded_upstream_data,
     register_demo,
 )
+from tracker.forksecurity import update_upstream_security
 from tracker.ingest.bulletins import link_fixes
-from tracker.mirrors import mirror_path
+from tracker.mirrors import ensure_mirror, mirror_path
 from tracker.models import Fork, Upstream
 from tracker.sync import sync_fork
 
@@ -47,6 +48,8 @@ class Command(BaseCommand):
             sync_fork(fork, now=now)
         load_recorded_upstream_data(upstream, truth["path"], now)
         link_fixes(upstream, git_dir=mirror_path(upstream))
+        # The forks were synced before the fixes were linked: place the fixes in them now.
+        update_upstream_security(upstream, ensure_mirror(upstream), now)
         forks = ", ".join(f["name"] for f in truth["forks"])
         self.stdout.write(
             f"demo: upstream with {truth['upstream']['main_commits']} main commits, "
