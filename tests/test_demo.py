@@ -43,11 +43,14 @@ def test_demo_command_and_overview(settings, tmp_path, staff_client, capsys):
         assert fork.name in body
     assert "refs/branch-heads/" in body
     assert "not synced yet" not in body.split("Lumen")[0]  # git forks show their figures
-    assert BranchSnapshot.objects.count() == sum(
-        f.branches.count() for f in Fork.objects.filter(kind=ForkKind.GIT)
-    )
+    # Every git branch has today's snapshot and its replayed history (a weekly sample at least).
+    for branch in TrackedBranch.objects.filter(fork__kind=ForkKind.GIT):
+        assert branch.snapshots.count() > 4, branch
+    snapshots = BranchSnapshot.objects.count()
     call_command("demo")  # a second run reuses the world: same commits, one more snapshot each
     assert UpstreamCommit.objects.filter(upstream__slug="chromium").count() == commits
+    git_branches = TrackedBranch.objects.filter(fork__kind=ForkKind.GIT).count()
+    assert BranchSnapshot.objects.count() == snapshots + git_branches
 
 
 @pytest.mark.django_db

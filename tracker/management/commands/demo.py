@@ -11,12 +11,13 @@ from tracker.demo import (
     demo_world_dir,
     load_recorded_upstream_data,
     register_demo,
+    replay_demo_history,
 )
 from tracker.forksecurity import update_upstream_security
 from tracker.ingest.bulletins import link_fixes
-from tracker.mirrors import ensure_mirror, mirror_path
+from tracker.mirrors import ensure_mirror, fetch_fork, mirror_path
 from tracker.models import Fork, Upstream
-from tracker.sync import sync_fork
+from tracker.sync import sync_fork, sync_upstream
 
 
 class Command(BaseCommand):
@@ -34,7 +35,8 @@ class Command(BaseCommand):
     def handle(self, *args, seed: int, rebuild: bool, **options):
         now = timezone.now()
         truth_file = demo_world_dir(settings.DATA_DIR) / "ground-truth.json"
-        if rebuild or not truth_file.exists():
+        fresh = rebuild or not truth_file.exists()
+        if fresh:
             old = Upstream.objects.filter(slug=DEMO_UPSTREAM_SLUG).first()
             if old is not None:
                 Fork.objects.filter(upstream=old).delete()
@@ -44,6 +46,13 @@ class Command(BaseCommand):
         else:
             truth = json.loads(truth_file.read_text())
         upstream = register_demo(truth)
+        if fresh:
+            # A new world has months of history: snapshot its past syncs so the trend charts
+            # show them, measured by the live code on the forks' real tips.
+            mirror = sync_upstream(upstream, now=now)
+            for fork in upstream.forks.all():
+                fetch_fork(fork, mirror)
+            replay_demo_history(upstream, truth)
         for fork in upstream.forks.all():
             sync_fork(fork, now=now)
         load_recorded_upstream_data(upstream, truth["path"], now)
