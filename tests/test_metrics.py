@@ -48,3 +48,38 @@ def test_metrics_carry_lag_sync_and_source_figures(staff_client):
     assert 'forkhealth_fork_sync_duration_seconds{fork="f1"} 3.0' in text
     assert 'forkhealth_source_failures{source="chromiumdash"} 2.0' in text
     assert "forkhealth_fork_last_sync_age_seconds" in text
+
+
+@pytest.mark.django_db
+def test_open_fixes_by_severity_in_each_forks_newest_release(staff_client):
+    from datetime import UTC, datetime
+
+    from tracker.models import FixStatus, Fork, ForkRelease, Vulnerability
+
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    fork = Fork.objects.create(upstream=upstream, slug="acme", name="Acme", git_url="/y")
+    old = ForkRelease.objects.create(
+        fork=fork, tag="v1", source="tag", tagged_at=datetime(2026, 5, 1, tzinfo=UTC)
+    )
+    new = ForkRelease.objects.create(
+        fork=fork, tag="v2", source="tag", tagged_at=datetime(2026, 5, 8, tzinfo=UTC)
+    )
+    now = datetime(2026, 5, 9, tzinfo=UTC)
+    for n, (severity, statuses) in enumerate(
+        [("high", ("open", "open")), ("high", ("open", "base")), ("critical", ("open", "open"))]
+    ):
+        vuln = Vulnerability.objects.create(
+            upstream=upstream, cve=f"CVE-2026-{n + 1}", severity=severity
+        )
+        for release, status in zip((old, new), statuses, strict=True):
+            FixStatus.objects.create(
+                fork=fork,
+                vulnerability=vuln,
+                release=release,
+                computed=status,
+                status=status,
+                computed_at=now,
+            )
+    text = staff_client.get(reverse("metrics")).content.decode()
+    assert 'forkhealth_fork_open_fixes{fork="acme",severity="high"} 1.0' in text
+    assert 'forkhealth_fork_open_fixes{fork="acme",severity="critical"} 1.0' in text

@@ -85,6 +85,8 @@ class _Collector:
                 failures.add_metric([slug], stats["failures"])
         yield from (age, duration, runs, failures)
 
+        yield self._open_fixes()
+
         source_age = GaugeMetricFamily(
             "forkhealth_source_last_success_age_seconds",
             "Seconds since the upstream data source last succeeded",
@@ -102,6 +104,33 @@ class _Collector:
                 )
             source_failures.add_metric([state.source], state.failures)
         yield from (source_age, source_failures)
+
+    def _open_fixes(self) -> GaugeMetricFamily:
+        """Upstream security fixes each fork's newest release (by ship time) does not carry."""
+        from django.db.models import Count, OuterRef, Subquery
+        from django.db.models.functions import Coalesce
+
+        from tracker.models import FixState, FixStatus, ForkRelease
+
+        newest = (
+            ForkRelease.objects.filter(fork=OuterRef("fork"))
+            .annotate(shipped=Coalesce("shipped_at_override", "tagged_at"))
+            .order_by("-shipped")
+            .values("pk")[:1]
+        )
+        rows = (
+            FixStatus.objects.filter(status=FixState.OPEN, release=Subquery(newest))
+            .values("fork__slug", "vulnerability__severity")
+            .annotate(n=Count("id"))
+        )
+        gauge = GaugeMetricFamily(
+            "forkhealth_fork_open_fixes",
+            "Upstream security fixes the fork's newest release does not carry",
+            labels=["fork", "severity"],
+        )
+        for row in rows:
+            gauge.add_metric([row["fork__slug"], row["vulnerability__severity"]], row["n"])
+        return gauge
 
 
 def render_metrics(now: datetime) -> bytes:
