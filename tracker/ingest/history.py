@@ -199,8 +199,27 @@ def ingest_upstream_history(
     finally:
         sink.close()
         finish_progress(upstream.slug)
+    if stats.inserted >= ANALYZE_AFTER:
+        _analyze(upstream)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+# After a load this large PostgreSQL's table statistics are stale enough that the planner
+# picks slow plans for the queries that follow (linking fixes: 2 s instead of 0.4 s measured).
+ANALYZE_AFTER = 50_000
+
+
+def _analyze(upstream: Upstream) -> None:
+    alias = router.db_for_write(UpstreamCommit)
+    if connections[alias].vendor != "postgresql":
+        return
+    tables = ", ".join(
+        connections[alias].ops.quote_name(model._meta.db_table)
+        for model in (UpstreamCommit, CommitBug)
+    )
+    with connections[alias].cursor() as cursor:
+        cursor.execute(f"ANALYZE {tables}")
 
 
 def _count_new(git_dir: Path | str, tip: str, exclude: list[str]) -> int:
