@@ -117,3 +117,22 @@ def test_sync_action_queues_a_sync_after_commit(
         response = _client(admin_user).post("/api/forks/acme/sync/")
     assert response.status_code == 202
     assert queued == [Fork.objects.get(slug="acme").pk]
+
+
+@pytest.mark.django_db
+def test_staff_register_a_release_with_its_ship_time(
+    upstream, world, admin_user, django_user_model
+):
+    _client(admin_user).post("/api/forks/", _fork_payload(world), format="json")
+    reader = django_user_model.objects.create_user("reader", password="pw-reader-123")
+    payload = {"fork": "acme", "tag": "v9.0.0", "shipped_at_override": "2026-05-30T12:00:00Z"}
+    assert _client(reader).post("/api/releases/", payload, format="json").status_code == 403
+    created = _client(admin_user).post("/api/releases/", payload, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["source"] == "manual"
+    assert created.json()["shipped_at"].startswith("2026-05-30T12:00:00")
+    listed = _client(reader).get("/api/releases/?fork=acme").json()
+    assert [r["tag"] for r in listed["results"]] == ["v9.0.0"]
+    for bad in ({"tag": "-x"}, {"tag": "a..b"}, {"sha": "not-a-sha"}):
+        response = _client(admin_user).post("/api/releases/", {**payload, **bad}, format="json")
+        assert response.status_code == 400, bad

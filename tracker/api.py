@@ -14,8 +14,16 @@ from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from tracker.git import UnsafeGitInput
-from tracker.models import BranchSnapshot, Fork, ForkKind, TrackedBranch, Upstream
+from tracker.git import UnsafeGitInput, check_ref_name, check_sha
+from tracker.models import (
+    BranchSnapshot,
+    Fork,
+    ForkKind,
+    ForkRelease,
+    ReleaseSource,
+    TrackedBranch,
+    Upstream,
+)
 from tracker.registry import register_fork
 
 
@@ -99,6 +107,59 @@ class ForkSerializer(serializers.ModelSerializer):
             ) from None
 
 
+class ForkReleaseSerializer(serializers.ModelSerializer):
+    """A fork release. Registering one names its tag (or commit) and ship time; the next sync
+    computes its upstream base, security patch level and fix statuses."""
+
+    fork = serializers.SlugRelatedField(slug_field="slug", queryset=Fork.objects.all())
+    shipped_at = serializers.DateTimeField(read_only=True)
+
+    class Meta:
+        model = ForkRelease
+        fields = [
+            "fork",
+            "tag",
+            "sha",
+            "shipped_at_override",
+            "shipped_at",
+            "tagged_at",
+            "source",
+            "upstream_ref",
+            "base_sha",
+            "base_version",
+            "patch_level_version",
+            "last_error",
+        ]
+        read_only_fields = [
+            "tagged_at",
+            "source",
+            "upstream_ref",
+            "base_sha",
+            "base_version",
+            "patch_level_version",
+            "last_error",
+        ]
+
+    def validate_tag(self, value: str) -> str:
+        try:
+            check_ref_name(value)  # the name alone: it may be used as a revision
+            check_ref_name(f"refs/tags/{value}")
+        except UnsafeGitInput as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
+
+    def validate_sha(self, value: str) -> str:
+        if not value:
+            return value
+        try:
+            return check_sha(value)
+        except UnsafeGitInput as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def create(self, validated):
+        return ForkRelease.objects.create(source=ReleaseSource.MANUAL, **validated)
+
+
 class SnapshotSerializer(serializers.ModelSerializer):
     fork = serializers.CharField(source="branch.fork.slug", read_only=True)
     branch = serializers.CharField(source="branch.name", read_only=True)
@@ -131,6 +192,19 @@ class ForkViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         fork = self.get_object()
         transaction.on_commit(lambda: sync_fork_task.delay(fork.pk))
         return Response({"queued": fork.slug}, status=status.HTTP_202_ACCEPTED)
+
+
+class ForkReleaseViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Fork releases, newest first; filter with ?fork=<slug>. Staff may register one."""
+
+    serializer_class = ForkReleaseSerializer
+    permission_classes = [StaffWrites]
+
+    def get_queryset(self):
+        rows = ForkRelease.objects.select_related("fork").order_by("-tagged_at", "-id")
+        if fork := self.request.query_params.get("fork"):
+            rows = rows.filter(fork__slug=fork)
+        return rows
 
 
 class SnapshotViewSet(viewsets.ReadOnlyModelViewSet):

@@ -8,6 +8,7 @@ router = DefaultRouter()
 router.register("upstreams", api.UpstreamViewSet, basename="upstream")
 router.register("forks", api.ForkViewSet, basename="fork")
 router.register("snapshots", api.SnapshotViewSet, basename="snapshot")
+router.register("releases", api.ForkReleaseViewSet, basename="release")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
