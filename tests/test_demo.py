@@ -63,3 +63,31 @@ def test_create_login_prints_the_password_once(capsys, django_user_model, client
     assert password not in second and "exists" in second
     assert client.login(username="alice", password=password)
     assert django_user_model.objects.get(username="alice").is_staff
+
+
+def test_the_demo_works_in_embedded_mode_on_sqlite(tmp_path):
+    """What `script/server` does with nothing configured: SQLite, tasks in-process."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update({"DATA_DIR": str(tmp_path), "DEBUG": "true", "LOG_LEVEL": "WARNING"})
+    for args in (["migrate", "--noinput"], ["demo"]):
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "demo: upstream with" in result.stdout
+    db = sqlite3.connect(tmp_path / "forkhealth.sqlite3")
+    snapshots = db.execute("SELECT count(*) FROM tracker_branchsnapshot").fetchone()[0]
+    statuses = db.execute("SELECT count(*) FROM tracker_fixstatus").fetchone()[0]
+    releases = db.execute("SELECT count(*) FROM tracker_forkrelease").fetchone()[0]
+    assert snapshots > 20 and statuses > 0 and releases > 0

@@ -516,7 +516,9 @@ def _insert_statuses(rows: list[tuple]) -> None:
     if connection.vendor != "postgresql":
         FixStatus.objects.bulk_create(
             [
-                FixStatus(**dict(zip(_STATUS_COLUMNS, r, strict=True)), evidence=json.loads(r[6]))
+                FixStatus(
+                    **{**dict(zip(_STATUS_COLUMNS, r, strict=True)), "evidence": json.loads(r[6])}
+                )
                 for r in rows
             ],
             batch_size=CHUNK,
