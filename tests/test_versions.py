@@ -171,3 +171,22 @@ def test_version_string_round_trips(version):
 @given(versions, versions)
 def test_order_is_the_order_of_the_number_tuples(a, b):
     assert (a < b) == (a.as_tuple() < b.as_tuple())
+
+
+def test_version_columns_for_a_version_and_for_none():
+    from tracker.versions import ChromiumVersion, version_columns
+
+    assert version_columns(ChromiumVersion(125, 0, 6422, 141), prefix="base_") == {
+        "base_version": "125.0.6422.141",
+        "base_major": 125,
+        "base_minor": 0,
+        "base_build": 6422,
+        "base_patch": 141,
+    }
+    assert version_columns(None) == {
+        "version": "",
+        "major": None,
+        "minor": None,
+        "build": None,
+        "patch": None,
+    }

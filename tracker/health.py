@@ -36,7 +36,7 @@ from tracker.patches import (
     find_upstreamed,
     list_patches,
 )
-from tracker.versions import ChromiumVersion
+from tracker.versions import ChromiumVersion, version_columns
 
 
 class NoCommonHistory(GitError):
@@ -199,11 +199,7 @@ def record_snapshot(branch: TrackedBranch, health: BranchHealth) -> BranchSnapsh
         "base_sha": health.base_sha,
         "base_position_ref": health.base_position_ref,
         "base_position": health.base_position,
-        "base_version": str(version) if version else "",
-        "base_major": version.major if version else None,
-        "base_minor": version.minor if version else None,
-        "base_build": version.build if version else None,
-        "base_patch": version.patch if version else None,
+        **version_columns(version, prefix="base_"),
         "base_moved_at": health.base_moved_at,
         "commits_behind": lag.commits_behind,
         "commits_behind_first_parent": lag.commits_behind_first_parent,

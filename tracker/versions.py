@@ -133,3 +133,14 @@ def format_version_file(version: ChromiumVersion) -> str:
         f"MAJOR={version.major}\nMINOR={version.minor}\n"
         f"BUILD={version.build}\nPATCH={version.patch}\n"
     )
+
+
+def version_columns(version: ChromiumVersion | None, prefix: str = "") -> dict:
+    """The database columns of a version: ``{prefix}version`` (the string, "" for None) and
+    ``{prefix}major``, ``_minor``, ``_build``, ``_patch`` (None for None), which models keep
+    beside the string so that the database sorts versions."""
+    numbers = version.as_tuple() if version else (None, None, None, None)
+    columns = {f"{prefix}version": str(version) if version else ""}
+    for name, value in zip(("major", "minor", "build", "patch"), numbers, strict=True):
+        columns[f"{prefix}{name}"] = value
+    return columns

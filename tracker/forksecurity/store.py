@@ -66,7 +66,7 @@ from tracker.models import (
     UpstreamRelease,
     Vulnerability,
 )
-from tracker.versions import ChromiumVersion, parse_version
+from tracker.versions import ChromiumVersion, parse_version, version_columns
 
 logger = logging.getLogger(__name__)
 
@@ -230,13 +230,8 @@ def compute_bases(fork: Fork, mirror: Mirror) -> int:
 
 
 def _set_version(obj, prefix: str, version: ChromiumVersion | None) -> None:
-    setattr(obj, f"{prefix}_version", str(version) if version else "")
-    for name, value in zip(
-        ("major", "minor", "build", "patch"),
-        version.as_tuple() if version else (None,) * 4,
-        strict=True,
-    ):
-        setattr(obj, f"{prefix}_{name}", value)
+    for column, value in version_columns(version, prefix=f"{prefix}_").items():
+        setattr(obj, column, value)
 
 
 def _release_target(release: ForkRelease) -> Target:

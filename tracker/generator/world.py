@@ -457,8 +457,4 @@ def build_world(spec: WorldSpec, out: Path | str) -> dict:
     return World(spec, Path(out)).build()
 
 
-def main_sha_for(world_truth: dict) -> str:  # pragma: no cover - convenience for scripts
-    return world_truth["upstream"]["tip"]
-
-
 __all__ = ["World", "build_world", "main_mark"]

@@ -58,7 +58,7 @@ from tracker.upstream import blog
 from tracker.upstream import http as upstream_http
 from tracker.upstream.blog import BlogPost
 from tracker.upstream.http import UpstreamSession
-from tracker.versions import ChromiumVersion
+from tracker.versions import ChromiumVersion, version_columns
 
 __all__ = [
     "BLOG_LABEL",
@@ -836,14 +836,7 @@ def _store_fixed_versions(
         VulnerabilityFixedVersion.objects.filter(pk__in=stale).delete()
         changes += len(stale)
     for milestone, (version, how) in per_milestone.items():
-        values = {
-            "version": str(version),
-            "major": version.major,
-            "minor": version.minor,
-            "build": version.build,
-            "patch": version.patch,
-            "how": how,
-        }
+        values = {**version_columns(version), "how": how}
         row = existing.get(milestone)
         if row is None:
             VulnerabilityFixedVersion.objects.create(

@@ -144,7 +144,3 @@ class SnapshotPatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sha[:12]} {self.subject[:60]}"
-
-    @property
-    def is_upstreamed(self) -> bool:
-        return bool(self.upstream_sha)
