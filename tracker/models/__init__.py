@@ -1,5 +1,19 @@
 """Database models, one module per area; import them from here."""
 
+from tracker.models.alerts import (
+    DELIVERED_EVENTS,
+    Alert,
+    AlertEvent,
+    AlertEventKind,
+    AlertPriority,
+    AlertSettings,
+    AlertState,
+    AlertSubscription,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryChannel,
+    DeliveryState,
+)
 from tracker.models.forksecurity import (
     FIXED_STATES,
     FixState,
@@ -33,15 +47,32 @@ from tracker.models.releases import (
     VulnerabilityRelease,
 )
 from tracker.models.repos import Fork, ForkKind, TrackedBranch, Upstream
-from tracker.models.snapshots import BranchSnapshot, PatchChange, SnapshotPatch
+from tracker.models.snapshots import (
+    BranchSnapshot,
+    ForkSecuritySnapshot,
+    PatchChange,
+    SnapshotPatch,
+)
 
 __all__ = [
+    "DELIVERED_EVENTS",
     "FIXED_STATES",
+    "Alert",
+    "AlertEvent",
+    "AlertEventKind",
+    "AlertPriority",
+    "AlertSettings",
+    "AlertState",
+    "AlertSubscription",
     "BranchSnapshot",
     "Bulletin",
     "BulletinLine",
     "Channel",
     "CommitBug",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeliveryChannel",
+    "DeliveryState",
     "Evidence",
     "FixCommit",
     "FixRole",
@@ -51,6 +82,7 @@ __all__ = [
     "Fork",
     "ForkKind",
     "ForkRelease",
+    "ForkSecuritySnapshot",
     "FoundBy",
     "IngestCursor",
     "Milestone",

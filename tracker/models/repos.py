@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import models
@@ -30,6 +32,10 @@ def validate_email_list(value: str) -> None:
 
 def split_emails(value: str) -> list[str]:
     return [a.strip() for a in value.replace(";", ",").replace("\n", ",").split(",") if a.strip()]
+
+
+def new_feed_token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 class HasRemote:
@@ -122,6 +128,16 @@ class Fork(HasRemote, models.Model):
     )
     git_credentials = models.TextField(
         blank=True, default="", help_text="Encrypted user name and password (tracker.secrets)."
+    )
+    alert_webhook_url = models.URLField(
+        blank=True,
+        default="",
+        help_text="Optional: alert transitions are POSTed here as JSON (chat tools).",
+    )
+    alert_feed_token = models.CharField(
+        max_length=64,
+        default=new_feed_token,
+        help_text="Secret in the URL of this fork's Atom feed of alerts; change it to revoke.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)

@@ -144,3 +144,57 @@ class SnapshotPatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sha[:12]} {self.subject[:60]}"
+
+
+class SecuritySnapshotQuerySet(models.QuerySet):
+    def latest_by_fork(self, fork_ids: list[int]) -> dict[int, ForkSecuritySnapshot]:
+        """The newest snapshot of each fork in `fork_ids` (one query)."""
+        newest = (
+            self.model.objects.filter(fork=models.OuterRef("fork"))
+            .order_by("-taken_at")
+            .values("pk")[:1]
+        )
+        rows = self.filter(fork_id__in=fork_ids, pk=models.Subquery(newest))
+        return {row.fork_id: row for row in rows}
+
+
+class ForkSecuritySnapshot(models.Model):
+    """A fork's open upstream security fixes at one moment (append-only, for trend charts).
+
+    Counted on the fork's newest release (by ship time), or on its branch tips when it has no
+    release: a fix is *open* when its status there is open (not fixed by base or backport and
+    not triaged). `oldest_open_days` is the age of the oldest open fix, counted from
+    upstream's first Stable release with it (its landing when upstream has not shipped it).
+    """
+
+    fork = models.ForeignKey(
+        "tracker.Fork", on_delete=models.CASCADE, related_name="security_snapshots"
+    )
+    taken_at = models.DateTimeField()
+    release_tag = models.CharField(max_length=200, blank=True, default="")
+    open_critical = models.IntegerField(default=0)
+    open_high = models.IntegerField(default=0)
+    open_medium = models.IntegerField(default=0)
+    open_low = models.IntegerField(default=0)
+    oldest_open_days = models.FloatField(null=True, blank=True)
+
+    objects = SecuritySnapshotQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["fork", "taken_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fork", "taken_at"], name="uniq_security_snapshot_time"
+            ),
+        ]
+        indexes = [
+            # Trend charts and the overview: a fork's snapshots by time, newest first.
+            models.Index(fields=["fork", "-taken_at"], name="security_snapshot_fork_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.fork_id} security @ {self.taken_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def open_total(self) -> int:
+        return self.open_critical + self.open_high + self.open_medium + self.open_low
