@@ -59,7 +59,7 @@ class Migration(migrations.Migration):
             name='AlertEvent',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('opened', 'opened'), ('updated', 'updated'), ('resolved', 'resolved'), ('acknowledged', 'acknowledged'), ('snoozed', 'snoozed')], max_length=14)),
+                ('kind', models.CharField(choices=[('opened', 'opened'), ('updated', 'updated'), ('resolved', 'resolved'), ('acknowledged', 'acknowledged'), ('snoozed', 'snoozed'), ('reminded', 'reminded (still open)')], max_length=14)),
                 ('at', models.DateTimeField()),
                 ('summary', models.TextField()),
                 ('figures', models.JSONField(blank=True, default=dict)),
@@ -106,7 +106,7 @@ class Migration(migrations.Migration):
                 ('channel', models.CharField(choices=[('email', 'email'), ('webhook', 'webhook')], max_length=10)),
                 ('recipient', models.CharField(max_length=500)),
                 ('digest', models.BooleanField(default=False)),
-                ('state', models.CharField(choices=[('pending', 'pending'), ('sending', 'sending'), ('sent', 'sent')], default='pending', max_length=10)),
+                ('state', models.CharField(choices=[('pending', 'pending'), ('sending', 'sending'), ('sent', 'sent'), ('skipped', 'skipped (no longer relevant when due)')], default='pending', max_length=10)),
                 ('due_at', models.DateTimeField()),
                 ('claimed_at', models.DateTimeField(blank=True, null=True)),
                 ('claim', models.CharField(blank=True, default='', max_length=32)),
@@ -181,7 +181,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='delivery',
-            index=models.Index(condition=models.Q(('state', 'sent'), _negated=True), fields=['due_at'], name='delivery_due'),
+            index=models.Index(condition=models.Q(('state__in', ['pending', 'sending'])), fields=['due_at'], name='delivery_due'),
         ),
         migrations.AddConstraint(
             model_name='delivery',

@@ -7,10 +7,11 @@ Terms:
   at most one alert per key is open at a time (a database constraint). While the condition
   holds the alert is *updated* (figures refreshed); when it no longer holds it is *resolved*;
   if it comes back later a new alert is opened, so the old one stays in the history.
-- *acknowledged*: a person has seen it; it leaves the daily digest's reminders. *Snoozed*:
-  left out of reminders until `snoozed_until`.
-- *event*: one transition (opened, updated, resolved, acknowledged, snoozed). Events are the
-  history and the Atom feed; opened and resolved events are delivered (mail, webhook).
+- *reminder*: an open alert nobody acknowledged is listed again in the daily digest, once a
+  day (a ``reminded`` event). *Acknowledged*: a person has seen it; no more reminders.
+  *Snoozed*: no reminders until `snoozed_until`.
+- *event*: one transition (opened, updated, resolved, acknowledged, snoozed, reminded). Events
+  are the history and the Atom feed; opened, resolved and reminded events are delivered.
 - *delivery*: one outbox row per (event, channel, recipient). A sender claims due rows with a
   conditional update (`pending` → `sending`), so each row is sent by one worker; a failure puts
   it back to `pending` with a later `due_at` (backoff). Every attempt is recorded.
@@ -153,10 +154,12 @@ class AlertEventKind(models.TextChoices):
     RESOLVED = "resolved", "resolved"
     ACKNOWLEDGED = "acknowledged", "acknowledged"
     SNOOZED = "snoozed", "snoozed"
+    REMINDED = "reminded", "reminded (still open)"
 
 
-# The transitions that are delivered by mail and webhook; the others are history only.
-DELIVERED_EVENTS = (AlertEventKind.OPENED, AlertEventKind.RESOLVED)
+# The events that are delivered by mail and webhook; the others are history only. Reminders
+# go to the daily digest only.
+DELIVERED_EVENTS = (AlertEventKind.OPENED, AlertEventKind.RESOLVED, AlertEventKind.REMINDED)
 
 
 class AlertEvent(models.Model):
@@ -190,6 +193,7 @@ class DeliveryState(models.TextChoices):
     PENDING = "pending", "pending"
     SENDING = "sending", "sending"
     SENT = "sent", "sent"
+    SKIPPED = "skipped", "skipped (no longer relevant when due)"
 
 
 class Delivery(models.Model):
@@ -224,7 +228,7 @@ class Delivery(models.Model):
             # Senders: the rows due now, oldest first (partial: sent rows are most of them).
             models.Index(
                 fields=["due_at"],
-                condition=~models.Q(state="sent"),
+                condition=models.Q(state__in=["pending", "sending"]),
                 name="delivery_due",
             ),
         ]
