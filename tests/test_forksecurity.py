@@ -19,6 +19,7 @@ from tracker.models import (
     FixStatus,
     FixTriage,
     ForkRelease,
+    ForkSecuritySnapshot,
     UpstreamRelease,
     Vulnerability,
 )
@@ -386,3 +387,76 @@ def test_a_release_registered_by_hand_gets_its_base_and_statuses(
     assert ForkRelease.objects.get(fork=acme, tag="ghost").last_error
     assert admin_client.get("/admin/tracker/forkrelease/").status_code == 200
     assert admin_client.get("/admin/tracker/fixtriage/add/").status_code == 200
+
+
+def _newest_open_by_severity(world, slug):
+    severities = {v["cve"]: v["severity"].lower() for v in world["vulnerabilities"]}
+    newest = max(fork_truth(world, slug)["releases"], key=lambda r: (when(r["time"]), r["tag"]))
+    counts = dict.fromkeys(("critical", "high", "medium", "low"), 0)
+    for cve, fix in newest["fixes"].items():
+        if fix["status"] == "open":
+            counts[severities[cve]] += 1
+    return newest["tag"], counts
+
+
+@pytest.mark.django_db
+def test_each_sync_records_the_open_fixes_of_the_newest_release(world, settings, tmp_path):
+    upstream, forks, now = setup_world(world, settings, tmp_path)
+    latest = ForkSecuritySnapshot.objects.latest_by_fork([f.pk for f in forks.values()])
+    for slug, fork in forks.items():
+        snapshot = latest[fork.pk]
+        tag, counts = _newest_open_by_severity(world, slug)
+        assert snapshot.taken_at == now and snapshot.release_tag == tag, slug
+        recorded = {s: getattr(snapshot, f"open_{s}") for s in counts}
+        assert recorded == counts, slug
+        assert (snapshot.oldest_open_days is None) == (sum(counts.values()) == 0), slug
+
+    # A rerun at the same moment replaces its snapshot; a triage records the decision at once.
+    slug, fork = next((s, f) for s, f in forks.items() if latest[f.pk].open_total)
+    update_fork_security(fork, ensure_mirror(upstream), now)
+    assert ForkSecuritySnapshot.objects.filter(fork=fork).count() == 1
+    open_row = (
+        FixStatus.objects.filter(fork=fork).open_in_newest_release().select_related("vulnerability")
+    ).first()
+    later = now + timedelta(hours=1)
+    triage(fork, open_row.vulnerability, "will_not_fix", "Component removed.", now=later)
+    after = ForkSecuritySnapshot.objects.latest_by_fork([fork.pk])[fork.pk]
+    assert after.taken_at == later
+    assert after.open_total == latest[fork.pk].open_total - 1, slug
+
+
+@pytest.mark.django_db
+def test_a_fork_without_releases_counts_the_fixes_open_on_any_branch_tip():
+    from datetime import UTC, datetime
+
+    from tracker.forksecurity import record_security_snapshot
+    from tracker.models import Fork, TrackedBranch, Upstream
+
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    fork = Fork.objects.create(upstream=upstream, slug="weaver", name="Weaver", git_url="/y")
+    main = TrackedBranch.objects.create(fork=fork, name="main")
+    release = TrackedBranch.objects.create(fork=fork, name="release/125")
+    stable = now - timedelta(days=30)
+    for n, (severity, main_status, release_status) in enumerate(
+        [("high", "open", "open"), ("low", "base", "open"), ("critical", "base", "backport")]
+    ):
+        vuln = Vulnerability.objects.create(
+            upstream=upstream,
+            cve=f"CVE-2026-{n + 1}",
+            severity=severity,
+            first_stable_at=stable + timedelta(days=n),
+        )
+        for branch, status in ((main, main_status), (release, release_status)):
+            FixStatus.objects.create(
+                fork=fork,
+                vulnerability=vuln,
+                branch=branch,
+                computed=status,
+                status=status,
+                computed_at=now,
+            )
+    snapshot = record_security_snapshot(fork, now)
+    assert snapshot.release_tag == ""
+    assert (snapshot.open_critical, snapshot.open_high, snapshot.open_low) == (0, 1, 1)
+    assert snapshot.oldest_open_days == 30.0

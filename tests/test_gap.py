@@ -9,7 +9,7 @@ import pytest
 
 from tests.forksecurity_world import FORKS, fork_truth, setup_world, when
 from tracker.forksecurity import fork_gap_report, triage
-from tracker.gap import FixFacts, ShippedRelease, fork_gaps, percentile
+from tracker.gap import FixFacts, ShippedRelease, count_open, fork_gaps, percentile
 from tracker.generator import build_world, standard_world
 from tracker.models import Vulnerability
 
@@ -60,6 +60,18 @@ def test_open_fixes_age_from_first_stable_or_landing_and_triaged_ones_are_left_o
         ("CVE-2", (NOW - _days(30)).days),
     ]
     assert gaps.fixes == [] and gaps.overall.count == 0 and gaps.overall.median_from_stable is None
+
+
+def test_open_counts_by_severity_with_the_oldest_age():
+    counts = count_open(
+        [("high", _days(10)), ("critical", _days(0)), ("high", None), ("low", _days(31))], NOW
+    )
+    assert counts.by_severity == {"critical": 1, "high": 2, "medium": 0, "low": 1}
+    assert counts.total == 4
+    assert counts.oldest_days == (NOW - _days(0)).days  # a fix of unknown age is counted only
+    nothing = count_open([], NOW)
+    assert nothing.total == 0 and nothing.oldest_days is None
+    assert count_open([("high", None)], NOW).oldest_days is None
 
 
 def _expected(world, slug, now):

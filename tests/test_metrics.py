@@ -64,6 +64,8 @@ def test_open_fixes_by_severity_in_each_forks_newest_release(staff_client):
     new = ForkRelease.objects.create(
         fork=fork, tag="v2", source="tag", tagged_at=datetime(2026, 5, 8, tzinfo=UTC)
     )
+    # Registered by hand, not tagged yet: no ship time, so not the newest release.
+    ForkRelease.objects.create(fork=fork, tag="v3", source="manual")
     now = datetime(2026, 5, 9, tzinfo=UTC)
     for n, (severity, statuses) in enumerate(
         [("high", ("open", "open")), ("high", ("open", "base")), ("critical", ("open", "open"))]

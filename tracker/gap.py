@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 SECONDS_PER_DAY = 86400
+# Chromium's severities, most severe first (the values of tracker.models.Severity).
+SEVERITIES = ("critical", "high", "medium", "low")
 
 
 @dataclass(frozen=True)
@@ -176,3 +178,30 @@ def fork_gaps(
     result.overall = summarize(result.fixes)
     result.open.sort(key=lambda o: (-(o.age_days or 0), o.cve))
     return result
+
+
+@dataclass(frozen=True)
+class OpenCounts:
+    """Open fixes by severity and the age in days of the oldest (None when none has a known
+    start): the figures of a fork security snapshot."""
+
+    by_severity: dict[str, int]
+    oldest_days: float | None
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_severity.values())
+
+
+def count_open(fixes: Iterable[tuple[str, datetime | None]], now: datetime) -> OpenCounts:
+    """Count open fixes given as (severity, since) pairs, where *since* is the first Stable
+    time (the landing when upstream has not shipped it) as for `OpenFix`; ages are taken at
+    `now`. Every severity of `SEVERITIES` is present, zero when none is open."""
+    by_severity = dict.fromkeys(SEVERITIES, 0)
+    oldest: float | None = None
+    for severity, since in fixes:
+        by_severity[severity] = by_severity.get(severity, 0) + 1
+        age = days_between(since, now)
+        if age is not None and (oldest is None or age > oldest):
+            oldest = age
+    return OpenCounts(by_severity, oldest)

@@ -107,19 +107,12 @@ class _Collector:
 
     def _open_fixes(self) -> GaugeMetricFamily:
         """Upstream security fixes each fork's newest release (by ship time) does not carry."""
-        from django.db.models import Count, OuterRef, Subquery
-        from django.db.models.functions import Coalesce
+        from django.db.models import Count
 
-        from tracker.models import FixState, FixStatus, ForkRelease
+        from tracker.models import FixStatus
 
-        newest = (
-            ForkRelease.objects.filter(fork=OuterRef("fork"))
-            .annotate(shipped=Coalesce("shipped_at_override", "tagged_at"))
-            .order_by("-shipped")
-            .values("pk")[:1]
-        )
         rows = (
-            FixStatus.objects.filter(status=FixState.OPEN, release=Subquery(newest))
+            FixStatus.objects.open_in_newest_release()
             .values("fork__slug", "vulnerability__severity")
             .annotate(n=Count("id"))
         )

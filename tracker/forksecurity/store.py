@@ -44,7 +44,7 @@ from tracker.forksecurity.upstream import (
     version_from_text,
 )
 from tracker.gap import FixFacts as GapFix
-from tracker.gap import ForkGaps, ShippedRelease, days_between, fork_gaps
+from tracker.gap import ForkGaps, ShippedRelease, count_open, days_between, fork_gaps
 from tracker.git import GitError
 from tracker.lag import merge_base, rev_parse
 from tracker.mirrors import Mirror, list_refs
@@ -59,6 +59,7 @@ from tracker.models import (
     Fork,
     ForkKind,
     ForkRelease,
+    ForkSecuritySnapshot,
     ReleaseSource,
     TrackedBranch,
     TriageDecision,
@@ -401,6 +402,7 @@ def update_fork_security(
         # Every target now has a status per vulnerability (when there are any).
         computed = {t.release.pk for t in targets if t.release} if fixes else set()
         refresh_patch_levels(fork, computed=computed)
+    record_security_snapshot(fork, now)
     logger.info("fork security %s: %s", fork.slug, stats)
     return stats
 
@@ -608,6 +610,9 @@ def triage(
         decided_at=now,
     )
     apply_triage(fork, vulnerability)
+    # The overview and the trend chart read the latest snapshot: show the decision now, not
+    # at the next sync.
+    record_security_snapshot(fork, now)
     return row
 
 
@@ -625,6 +630,38 @@ def apply_triage(fork: Fork, vulnerability: Vulnerability) -> int:
     if changed:
         refresh_patch_levels(fork)
     return changed
+
+
+def record_security_snapshot(fork: Fork, now: datetime) -> ForkSecuritySnapshot:
+    """Store the fork's open fixes at `now` (see `ForkSecuritySnapshot`): those of its newest
+    release, or of its branch tips (a fix open on any of them) when it has no release. A
+    second record at the same `now` replaces the first (the demo updates a fork twice)."""
+    newest = ForkRelease.objects.filter(fork=fork).newest_first().first()
+    rows = FixStatus.objects.filter(fork=fork, status=FixState.OPEN)
+    rows = rows.filter(release=newest) if newest else rows.filter(branch__isnull=False)
+    facts = {
+        vuln_id: (severity, stable or landed)
+        for vuln_id, severity, stable, landed in rows.values_list(
+            "vulnerability_id",
+            "vulnerability__severity",
+            "vulnerability__first_stable_at",
+            "vulnerability__landed_at",
+        )
+    }
+    counts = count_open(facts.values(), now)
+    snapshot, _ = ForkSecuritySnapshot.objects.update_or_create(
+        fork=fork,
+        taken_at=now,
+        defaults={
+            "release_tag": newest.tag if newest else "",
+            "open_critical": counts.by_severity["critical"],
+            "open_high": counts.by_severity["high"],
+            "open_medium": counts.by_severity["medium"],
+            "open_low": counts.by_severity["low"],
+            "oldest_open_days": counts.oldest_days,
+        },
+    )
+    return snapshot
 
 
 def fork_gap_report(fork: Fork, now: datetime) -> ForkGaps:

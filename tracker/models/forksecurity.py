@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 
 from tracker.models.releases import Vulnerability
 from tracker.models.repos import Fork, TrackedBranch
@@ -32,6 +33,24 @@ from tracker.models.repos import Fork, TrackedBranch
 class ReleaseSource(models.TextChoices):
     TAG = "tag", "release tag in the fork"
     MANUAL = "manual", "registered by hand"
+
+
+class ForkReleaseQuerySet(models.QuerySet):
+    def newest_first(self):
+        """Releases by ship time, newest first; those without a ship time last (a release
+        registered by hand before its tag exists is not the newest)."""
+        shipped = Coalesce("shipped_at_override", "tagged_at")
+        return self.order_by(shipped.desc(nulls_last=True), "-pk")
+
+    def newest_by_fork(self, fork_ids: list[int]) -> dict[int, ForkRelease]:
+        """The newest release of each fork in `fork_ids`, in one query (overview page)."""
+        rows = self.filter(fork_id__in=fork_ids, pk=models.Subquery(_newest_release_of_fork()))
+        return {row.fork_id: row for row in rows}
+
+
+def _newest_release_of_fork():
+    """Subquery: the pk of the newest release of the outer row's fork."""
+    return ForkRelease.objects.filter(fork=models.OuterRef("fork")).newest_first().values("pk")[:1]
 
 
 class ForkRelease(models.Model):
@@ -76,6 +95,8 @@ class ForkRelease(models.Model):
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = ForkReleaseQuerySet.as_manager()
+
     class Meta:
         ordering = ["fork__name", "tagged_at"]
         constraints = [
@@ -100,6 +121,13 @@ class FixState(models.TextChoices):
 
 
 FIXED_STATES = (FixState.BASE, FixState.BACKPORT)
+
+
+class FixStatusQuerySet(models.QuerySet):
+    def open_in_newest_release(self):
+        """The open statuses of each fork's newest release: the metrics' open fixes and the
+        security snapshots behind the overview and the fork page's chart."""
+        return self.filter(status=FixState.OPEN, release=models.Subquery(_newest_release_of_fork()))
 
 
 class FixStatus(models.Model):
@@ -135,6 +163,8 @@ class FixStatus(models.Model):
     target_sha = models.CharField(max_length=40, blank=True, default="")
     fingerprint = models.CharField(max_length=40, blank=True, default="")
     computed_at = models.DateTimeField()
+
+    objects = FixStatusQuerySet.as_manager()
 
     class Meta:
         constraints = [
