@@ -1,5 +1,6 @@
 """The demo command builds the demo world and registers it; the overview shows it."""
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -7,8 +8,16 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from tracker.demo import build_demo, register_demo
-from tracker.models import BranchSnapshot, Fork, ForkKind, TrackedBranch, Upstream, UpstreamCommit
+from tracker.demo import build_demo, demo_world_dir, register_demo
+from tracker.models import (
+    BranchSnapshot,
+    Fork,
+    ForkKind,
+    ForkSecuritySnapshot,
+    TrackedBranch,
+    Upstream,
+    UpstreamCommit,
+)
 
 
 @pytest.mark.django_db
@@ -46,11 +55,42 @@ def test_demo_command_and_overview(settings, tmp_path, staff_client, capsys):
     # Every git branch has today's snapshot and its replayed history (a weekly sample at least).
     for branch in TrackedBranch.objects.filter(fork__kind=ForkKind.GIT):
         assert branch.snapshots.count() > 4, branch
+    _check_security_history(settings.DATA_DIR)
     snapshots = BranchSnapshot.objects.count()
+    security = ForkSecuritySnapshot.objects.count()
     call_command("demo")  # a second run reuses the world: same commits, one more snapshot each
     assert UpstreamCommit.objects.filter(upstream__slug="chromium").count() == commits
     git_branches = TrackedBranch.objects.filter(fork__kind=ForkKind.GIT).count()
     assert BranchSnapshot.objects.count() == snapshots + git_branches
+    assert ForkSecuritySnapshot.objects.count() == security + Fork.objects.count()
+
+
+def _check_security_history(data_dir):
+    """Every fork has a replayed history of security snapshots; each past point counts the
+    open fixes of the release newest then, among the fixes upstream had shipped by then."""
+    truth = json.loads((demo_world_dir(data_dir) / "ground-truth.json").read_text())
+    since = {
+        v["cve"]: datetime.fromisoformat(v["first_stable_time"] or v["landed"])
+        for v in truth["vulnerabilities"]
+    }
+    checked = 0
+    for fork_truth in truth["forks"]:
+        history = list(ForkSecuritySnapshot.objects.filter(fork__slug=fork_truth["slug"]))
+        assert len(history) > 4, fork_truth["slug"]
+        releases = sorted(fork_truth["releases"], key=lambda r: r["time"])
+        for point in history[:-1]:  # the last one is the live sync's
+            shipped = [r for r in releases if datetime.fromisoformat(r["time"]) <= point.taken_at]
+            if not shipped:
+                continue
+            newest = shipped[-1]
+            expected = sum(
+                1
+                for cve, fix in newest["fixes"].items()
+                if fix["status"] == "open" and since[cve] <= point.taken_at
+            )
+            assert (point.release_tag, point.open_total) == (newest["tag"], expected), point
+            checked += 1
+    assert checked
 
 
 @pytest.mark.django_db

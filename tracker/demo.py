@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from collections import defaultdict
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.db import transaction
@@ -130,11 +131,74 @@ def replay_demo_history(upstream: Upstream, truth: dict) -> int:
     return written
 
 
+def replay_security_history(upstream: Upstream, now: datetime, every_days: int = 7) -> int:
+    """Security snapshots of the demo's past, so the open-fixes chart of a fresh demo has a
+    history: one every `every_days` and one at each release, from the fork's first release
+    (its first branch snapshot when it has none) until `now`.
+
+    A point at time T counts what the fork's newest release shipped by T leaves open, as its
+    statuses say now, among the fixes upstream had shipped by T (first Stable, or landing
+    when not shipped); its ages are taken at T. A fork without releases counts its branch
+    tips as they are now. Run it after the fork security update; returns the rows written.
+    """
+    from django.db.models import Min
+
+    from tracker.gap import count_open
+    from tracker.models import BranchSnapshot, FixState, FixStatus, ForkSecuritySnapshot
+
+    facts = {
+        pk: (severity, stable or landed)
+        for pk, severity, stable, landed in upstream.vulnerabilities.values_list(
+            "pk", "severity", "first_stable_at", "landed_at"
+        )
+    }
+    rows = []
+    for fork in upstream.forks.order_by("slug"):
+        open_in: dict[int | None, set[int]] = defaultdict(set)  # release id (None: tips)
+        for release_id, vuln_id in FixStatus.objects.filter(
+            fork=fork, status=FixState.OPEN
+        ).values_list("release_id", "vulnerability_id"):
+            open_in[release_id].add(vuln_id)
+        releases = sorted(
+            (r.shipped_at, r.tag, r.pk) for r in fork.releases.all() if r.shipped_at is not None
+        )
+        start = (
+            releases[0][0]
+            if releases
+            else BranchSnapshot.objects.filter(branch__fork=fork).aggregate(t=Min("taken_at"))["t"]
+        )
+        if start is None:
+            continue
+        times = {shipped for shipped, _tag, _pk in releases}
+        while start < now - timedelta(days=1):
+            times.add(start)
+            start += timedelta(days=every_days)
+        for when in sorted(times):
+            shipped = [r for r in releases if r[0] <= when]
+            tag, target = (shipped[-1][1], shipped[-1][2]) if shipped else ("", None)
+            known = [
+                facts[v] for v in open_in[target] if facts[v][1] is not None and facts[v][1] <= when
+            ]
+            counts = count_open(known, when)
+            rows.append(
+                ForkSecuritySnapshot(
+                    fork=fork,
+                    taken_at=when,
+                    release_tag=tag,
+                    open_critical=counts.by_severity["critical"],
+                    open_high=counts.by_severity["high"],
+                    open_medium=counts.by_severity["medium"],
+                    open_low=counts.by_severity["low"],
+                    oldest_open_days=counts.oldest_days,
+                )
+            )
+    ForkSecuritySnapshot.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
 def _sample_times(syncs: list[tuple[datetime, str]], now: datetime, every_days: int = 7):
     """(time, branch tip then): every sync, plus a sample every `every_days` from the first,
     as a dashboard polling on a schedule would have seen the branch."""
-    from datetime import timedelta
-
     if not syncs:
         return []
     times = {when for when, _ in syncs}

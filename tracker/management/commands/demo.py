@@ -12,6 +12,7 @@ from tracker.demo import (
     load_recorded_upstream_data,
     register_demo,
     replay_demo_history,
+    replay_security_history,
 )
 from tracker.forksecurity import update_upstream_security
 from tracker.ingest.bulletins import link_fixes
@@ -59,6 +60,9 @@ class Command(BaseCommand):
         link_fixes(upstream, git_dir=mirror_path(upstream))
         # The forks were synced before the fixes were linked: place the fixes in them now.
         update_upstream_security(upstream, ensure_mirror(upstream), now)
+        if fresh:
+            # Likewise the open-fixes chart, from the statuses just computed.
+            replay_security_history(upstream, now)
         forks = ", ".join(f["name"] for f in truth["forks"])
         self.stdout.write(
             f"demo: upstream with {truth['upstream']['main_commits']} main commits, "
