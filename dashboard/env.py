@@ -42,6 +42,7 @@ def env_int(
     default: int,
     environ: Mapping[str, str] | None = None,
     minimum: int | None = None,
+    maximum: int | None = None,
 ) -> int:
     raw = env_str(name, "", environ)
     if raw == "":
@@ -52,6 +53,8 @@ def env_int(
         raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}: must be at most {maximum}, got {value}")
     return value
 
 

@@ -165,6 +165,10 @@ CHROME_RELEASES_SYNC_SECONDS = env_int("CHROME_RELEASES_SYNC_SECONDS", 3600, min
 LINK_FIXES_SECONDS = env_int("LINK_FIXES_SECONDS", 21600, minimum=900)
 # Forks: fetch, ingest upstream history and snapshot every tracked branch.
 FORK_SYNC_SECONDS = env_int("FORK_SYNC_SECONDS", 3600, minimum=60)
+# Alerts: evaluated every ALERTS_EVALUATE_SECONDS and after each sync; the outbox is
+# drained every ALERTS_DELIVER_SECONDS (immediate mail waits at most that long).
+ALERTS_EVALUATE_SECONDS = env_int("ALERTS_EVALUATE_SECONDS", 900, minimum=60)
+ALERTS_DELIVER_SECONDS = env_int("ALERTS_DELIVER_SECONDS", 60, minimum=5)
 CELERY_BEAT_SCHEDULE = {
     "worker heartbeat": {
         "task": "tracker.record_worker_heartbeat",
@@ -191,6 +195,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracker.sync_all_forks",
         "schedule": FORK_SYNC_SECONDS,
         "options": {"expires": FORK_SYNC_SECONDS},
+    },
+    # Syncs queue an evaluation when they finish; this catches what only time changes
+    # (deadlines passing, sources going stale) and queues the daily reminders.
+    "evaluate alerts": {
+        "task": "tracker.evaluate_alerts",
+        "schedule": ALERTS_EVALUATE_SECONDS,
+        "options": {"expires": ALERTS_EVALUATE_SECONDS},
+    },
+    "deliver alerts": {
+        "task": "tracker.deliver_alerts",
+        "schedule": ALERTS_DELIVER_SECONDS,
+        "options": {"expires": ALERTS_DELIVER_SECONDS},
     },
 }
 
@@ -225,6 +241,17 @@ WHITENOISE_USE_FINDERS = True
 globals().update(email_config())
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "forkhealth@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# An SMTP server that hangs must not hold a delivery worker for long.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+# Alert mail: the daily digest goes out at this hour (UTC). Failed deliveries are retried
+# after ALERT_RETRY_SECONDS, doubling each time up to ALERT_RETRY_MAX_SECONDS, never given up.
+# A delivery claimed by a worker that died is retried after ALERT_CLAIM_SECONDS (longer than
+# any send can take: EMAIL_TIMEOUT and ALERT_WEBHOOK_TIMEOUT bound those).
+ALERT_DIGEST_HOUR = env_int("ALERT_DIGEST_HOUR", 7, minimum=0, maximum=23)
+ALERT_RETRY_SECONDS = env_int("ALERT_RETRY_SECONDS", 60, minimum=1)
+ALERT_RETRY_MAX_SECONDS = env_int("ALERT_RETRY_MAX_SECONDS", 3600, minimum=1)
+ALERT_CLAIM_SECONDS = env_int("ALERT_CLAIM_SECONDS", 600, minimum=60)
+ALERT_WEBHOOK_TIMEOUT = env_int("ALERT_WEBHOOK_TIMEOUT", 10, minimum=1)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = SITE_URL.startswith("https://")

@@ -7,5 +7,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", include("tracker.api_urls")),
+    path("alerts/", include("tracker.alert_urls")),
     path("", include("tracker.urls")),
 ]

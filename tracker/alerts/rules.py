@@ -13,9 +13,9 @@ Certificate Transparency enforcement, which switch off in builds that old.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 
 
 class Priority:
@@ -35,6 +35,41 @@ class Thresholds:
     base_age_days: int = 70  # ten weeks
     stale_hours: int = 24
 
+    def overridden(self, overrides: Mapping[str, int | None]) -> Thresholds:
+        """These thresholds with every non-None value of `overrides` put in their place.
+
+        Keys are the field names, plus ``critical_days``, ``high_days`` and ``medium_days``
+        for the entries of `fix_days`."""
+        fix_days = dict(self.fix_days)
+        plain = {}
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            if name.endswith("_days") and name[: -len("_days")] in fix_days:
+                fix_days[name[: -len("_days")]] = value
+            else:
+                plain[name] = value
+        return replace(self, fix_days=fix_days, **plain)
+
+
+def milestone_supported(
+    milestone: int, stable_milestone: int | None, support_end: date | None, today: date
+) -> bool:
+    """Whether upstream still ships security fixes to `milestone`.
+
+    Where the end of support is known, that date decides. Otherwise: the current Stable
+    milestone and the one before it (still rolling out), and the newest even milestone
+    below Stable (Extended Stable, which keeps each even milestone eight weeks longer).
+    Without a known Stable milestone, every milestone counts as supported.
+    """
+    if support_end is not None:
+        return today <= support_end
+    if stable_milestone is None:
+        return True
+    if milestone >= stable_milestone - 1:
+        return True
+    return milestone % 2 == 0 and milestone >= stable_milestone - 2
+
 
 @dataclass(frozen=True)
 class Condition:
@@ -48,6 +83,10 @@ class Condition:
 
 @dataclass(frozen=True)
 class BranchFacts:
+    """A tracked branch's latest figures. `previous_conflicting_patches` is the conflict
+    forecast right after the branch's last rebase (its base last moved), so "rising" means
+    "more predicted conflicts than just after the last rebase"; a rebase clears it."""
+
     fork: str
     branch: str
     days_behind: int
@@ -57,6 +96,9 @@ class BranchFacts:
     patches_upstreamed: int
     milestone: int | None = None  # the upstream milestone a release branch follows
     milestone_supported: bool = True
+    # Subjects of the fork patches found upstream and of those predicted to conflict.
+    upstreamed_subjects: tuple[str, ...] = ()
+    conflicting_subjects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +110,7 @@ class OpenFix:
     severity: str  # critical | high | medium | low
     in_the_wild: bool
     upstream_stable_at: datetime | None
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,7 +160,11 @@ def lag_conditions(branches: Iterable[BranchFacts], t: Thresholds) -> list[Condi
                     fork=b.fork,
                     summary=f"{where}: predicted rebase conflicts rose from {previous} to "
                     f"{b.conflicting_patches} patches",
-                    figures={"conflicting_patches": b.conflicting_patches, "previous": previous},
+                    figures={
+                        "conflicting_patches": b.conflicting_patches,
+                        "previous": previous,
+                        "patches": list(b.conflicting_subjects),
+                    },
                 )
             )
         if b.patches_upstreamed:
@@ -129,7 +176,10 @@ def lag_conditions(branches: Iterable[BranchFacts], t: Thresholds) -> list[Condi
                     fork=b.fork,
                     summary=f"{where}: {b.patches_upstreamed} fork patches are already upstream "
                     "and can be dropped",
-                    figures={"patches_upstreamed": b.patches_upstreamed},
+                    figures={
+                        "patches_upstreamed": b.patches_upstreamed,
+                        "patches": list(b.upstreamed_subjects),
+                    },
                 )
             )
         if b.milestone is not None and not b.milestone_supported:
@@ -166,6 +216,7 @@ def fix_conditions(fixes: Iterable[OpenFix], t: Thresholds, now: datetime) -> li
             continue
         age = (now - fix.upstream_stable_at).days
         wild = ", exploited in the wild" if fix.in_the_wild else ""
+        title = f" ({fix.title[:120]})" if fix.title else ""
         out.append(
             Condition(
                 key=f"fix:{fix.fork}:{fix.cve}",
@@ -174,10 +225,12 @@ def fix_conditions(fixes: Iterable[OpenFix], t: Thresholds, now: datetime) -> li
                 if fix.in_the_wild or fix.severity == "critical"
                 else Priority.NORMAL,
                 fork=fix.fork,
-                summary=f"{fix.fork} has not shipped {fix.cve} ({fix.severity}{wild}) {age} days "
-                f"after upstream did (deadline {deadline.days} days)",
+                summary=f"{fix.fork} has not shipped {fix.cve}{title}, {fix.severity}{wild}, "
+                f"{age} days after upstream did (deadline {deadline.days} days)",
                 figures={
                     "cve": fix.cve,
+                    "title": fix.title,
+                    "severity": fix.severity,
                     "days_since_upstream": age,
                     "deadline_days": deadline.days,
                     "in_the_wild": fix.in_the_wild,

@@ -15,6 +15,7 @@ from tracker.locks import SyncBusy, mirror_lock
 from tracker.metrics import record_sync
 from tracker.models import Fork, Upstream
 from tracker.sync import sync_fork, sync_upstream
+from tracker.tasks.alerts import evaluate_alerts_task
 
 # Errors that a retry cannot fix: bad configuration or data. They stay on the row's last_error.
 PERMANENT = (UnsafeGitInput, NoCommonHistory)
@@ -55,6 +56,7 @@ def sync_fork_task(self, fork_id: int) -> str:
                 record_sync(fork.slug, time.monotonic() - started, ok=False)
                 raise
             record_sync(fork.slug, time.monotonic() - started, ok=True)
+        evaluate_alerts_task.delay()
     except SyncBusy as exc:
         # Retried later: another fork of the same upstream holds the mirror for now.
         wait = min(60, settings.SYNC_LOCK_SECONDS)  # a dead holder's lock is gone by then

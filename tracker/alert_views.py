@@ -1,0 +1,169 @@
+"""Alert pages: the list (filter by fork and state), one alert with its history and
+deliveries, acknowledge and snooze (any logged-in user: release engineers on call), and the
+per-fork Atom feed, which needs no log-in but a secret token in its URL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.syndication.views import Feed
+from django.core.paginator import Paginator
+from django.db.models import Case, F, Q, Value, When
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+from django.utils.feedgenerator import Atom1Feed
+from django.views.decorators.http import require_GET, require_POST
+
+from tracker.alerts.lifecycle import acknowledge, snooze
+from tracker.alerts.messages import figure_rows
+from tracker.models import Alert, AlertEvent, AlertPriority, AlertState, Fork
+
+PAGE_SIZE = 50
+SNOOZE_CHOICES = {"1d": timedelta(days=1), "3d": timedelta(days=3), "7d": timedelta(days=7)}
+FEED_ENTRIES = 100
+
+
+def _get_alert_or_404(pk: int) -> Alert:
+    return get_object_or_404(Alert.objects.select_related("fork"), pk=pk)
+
+
+@login_required
+@require_GET
+def alert_list(request: HttpRequest) -> HttpResponse:
+    """Open alerts first (high priority first), or the resolved ones; filter by fork."""
+    state = request.GET.get("state", AlertState.OPEN)
+    if state not in AlertState.values:
+        state = AlertState.OPEN
+    alerts = Alert.objects.filter(state=state).select_related("fork")
+    fork_slug = request.GET.get("fork", "")
+    if fork_slug:
+        alerts = alerts.filter(fork__slug=fork_slug)
+    if state == AlertState.OPEN:
+        rank = Case(
+            *(When(priority=p, then=Value(i)) for i, p in enumerate(AlertPriority.values)),
+            default=Value(9),
+        )
+        # Not yet acknowledged first, then by priority (high, normal, info), newest first.
+        alerts = alerts.order_by(
+            F("acknowledged_at").asc(nulls_first=True), rank, "-opened_at", "-pk"
+        )
+    else:
+        alerts = alerts.order_by("-resolved_at", "-pk")
+    page = Paginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
+    ctx = {
+        "page": page,
+        "state": state,
+        "fork_slug": fork_slug,
+        "forks": Fork.objects.order_by("name").values_list("slug", "name"),
+        "now": timezone.now(),
+        "snooze_choices": SNOOZE_CHOICES,
+    }
+    return render(request, "tracker/alerts.html", ctx)
+
+
+@login_required
+@require_GET
+def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One alert: summary, figures, its events and every delivery with its attempts."""
+    alert = _get_alert_or_404(pk)
+    events = list(alert.events.prefetch_related("deliveries").order_by("-at", "-pk"))
+    ctx = {
+        "alert": alert,
+        "events": events,
+        "figures": figure_rows(alert.figures),
+        "now": timezone.now(),
+        "snooze_choices": SNOOZE_CHOICES,
+    }
+    return render(request, "tracker/alert.html", ctx)
+
+
+def _back(request: HttpRequest, alert: Alert):
+    target = request.POST.get("next", "")
+    if target.startswith("/") and not target.startswith("//"):
+        return redirect(target)
+    return redirect("alert", pk=alert.pk)
+
+
+@login_required
+@require_POST
+def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = _get_alert_or_404(pk)
+    note = request.POST.get("note", "")[:1000]
+    acknowledge(alert, by=request.user.get_username(), now=timezone.now(), note=note)
+    return _back(request, alert)
+
+
+@login_required
+@require_POST
+def alert_snooze(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = _get_alert_or_404(pk)
+    period = SNOOZE_CHOICES.get(request.POST.get("for", ""))
+    if period is None:
+        return HttpResponse("choose how long to snooze: 1d, 3d or 7d\n", status=400)
+    now = timezone.now()
+    snooze(alert, now + period, by=request.user.get_username(), now=now)
+    return _back(request, alert)
+
+
+class ForkAlertFeed(Feed):
+    """A fork's alert events (its own and upstream-wide ones), newest first."""
+
+    feed_type = Atom1Feed
+
+    def get_object(self, request, slug: str, token: str) -> Fork:
+        fork = Fork.objects.filter(slug=slug).first()
+        if fork is None or not constant_time_compare(token, fork.alert_feed_token):
+            raise Http404
+        return fork
+
+    def title(self, fork: Fork) -> str:
+        return f"Fork health alerts: {fork.name}"
+
+    def link(self, fork: Fork) -> str:
+        return reverse("alerts") + f"?fork={fork.slug}"
+
+    def subtitle(self, fork: Fork) -> str:
+        return f"Alerts opened, resolved and handled for {fork.name}"
+
+    def items(self, fork: Fork):
+        return (
+            AlertEvent.objects.filter(Q(alert__fork=fork) | Q(alert__fork__isnull=True))
+            .select_related("alert")
+            .order_by("-at", "-pk")[:FEED_ENTRIES]
+        )
+
+    def item_title(self, event: AlertEvent) -> str:
+        return f"{event.get_kind_display()}: {event.summary}"
+
+    def item_description(self, event: AlertEvent) -> str:
+        return event.summary + (f" — {event.note}" if event.note else "")
+
+    def item_link(self, event: AlertEvent) -> str:
+        return reverse("alert", args=[event.alert_id])
+
+    def item_guid(self, event: AlertEvent) -> str:
+        return f"alert-event-{event.pk}"
+
+    item_guid_is_permalink = False
+
+    def item_updateddate(self, event: AlertEvent):
+        return event.at
+
+    def item_pubdate(self, event: AlertEvent):
+        return event.at
+
+
+_feed = ForkAlertFeed()
+
+
+@require_GET
+def alert_feed(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+    """The Atom feed; a wrong or missing token is refused like any anonymous request."""
+    try:
+        return _feed(request, slug=slug, token=token)
+    except Http404:
+        return HttpResponseForbidden("unknown feed\n", content_type="text/plain")

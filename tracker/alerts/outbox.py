@@ -1,0 +1,251 @@
+"""The alert outbox: who gets each delivered event, and sending it exactly once.
+
+- `enqueue` writes one `Delivery` row per (event, channel, recipient) in the event's
+  transaction, so an event and its deliveries exist together or not at all.
+- `deliver_due` claims due rows with a conditional update (``pending`` → ``sending``,
+  stamped with a claim token), so two workers never send the same row; on success the row
+  is ``sent``, on failure it goes back to ``pending`` with a later `due_at` (exponential
+  backoff, capped), and each try is a `DeliveryAttempt`. A row stuck in ``sending`` longer
+  than ``ALERT_CLAIM_SECONDS`` (its worker died mid-send) is due again: the one case that
+  can send twice, for which each mail carries a Message-ID fixed per row so mail clients
+  drop the copy.
+- High-priority alerts are mailed at once; the others, and reminders, wait for the
+  recipient's daily digest (``ALERT_DIGEST_HOUR`` UTC), which carries all of that
+  recipient's due digest rows in one message. Webhooks are always sent at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+
+from tracker.alerts import messages
+from tracker.models import (
+    DELIVERED_EVENTS,
+    AlertEvent,
+    AlertEventKind,
+    AlertPriority,
+    AlertState,
+    AlertSubscription,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryChannel,
+    DeliveryState,
+    Fork,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    messages: int = 0  # emails and webhook posts made (a digest is one message)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.sent} sent in {self.messages} messages, {self.failed} failed, "
+            f"{self.skipped} skipped"
+        )
+
+
+def next_digest_time(now: datetime) -> datetime:
+    """The next daily digest: today at ALERT_DIGEST_HOUR UTC, or tomorrow if that passed."""
+    today = now.replace(hour=settings.ALERT_DIGEST_HOUR, minute=0, second=0, microsecond=0)
+    return today if today > now else today + timedelta(days=1)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff after the `attempts`-th failure: base * 2^(attempts-1), capped."""
+    base = settings.ALERT_RETRY_SECONDS
+    return timedelta(
+        seconds=min(base * 2 ** max(attempts - 1, 0), settings.ALERT_RETRY_MAX_SECONDS)
+    )
+
+
+def recipients(fork_id: int | None) -> tuple[list[str], list[str]]:
+    """(email addresses, webhook URLs) for alerts of a fork; for upstream-wide alerts
+    (`fork_id` None), those of every fork. Addresses: the fork's owners plus subscribers."""
+    forks = Fork.objects.all() if fork_id is None else Fork.objects.filter(pk=fork_id)
+    emails: list[str] = []
+    hooks: list[str] = []
+    for owners, hook in forks.values_list("owner_emails", "alert_webhook_url"):
+        emails += [e.strip() for e in owners.split(",") if e.strip()]
+        if hook:
+            hooks.append(hook)
+    subs = AlertSubscription.objects.filter(user__is_active=True).exclude(user__email="")
+    if fork_id is not None:
+        subs = subs.filter(Q(fork__isnull=True) | Q(fork_id=fork_id))
+    emails += list(subs.values_list("user__email", flat=True))
+    unique = {e.lower(): e for e in emails}  # one mail per address, however it is listed
+    return sorted(unique.values()), sorted(set(hooks))
+
+
+def enqueue(event: AlertEvent, now: datetime) -> int:
+    """Outbox rows for `event` if it is a delivered kind; returns how many were written.
+    Idempotent: a row that exists already is left alone."""
+    if event.kind not in DELIVERED_EVENTS:
+        return 0
+    emails, hooks = recipients(event.alert.fork_id)
+    digest = event.kind == AlertEventKind.REMINDED or event.alert.priority != AlertPriority.HIGH
+    email_due = next_digest_time(now) if digest else now
+    rows = [
+        Delivery(
+            event=event,
+            channel=DeliveryChannel.EMAIL,
+            recipient=address,
+            digest=digest,
+            due_at=email_due,
+            created_at=now,
+        )
+        for address in emails
+    ]
+    if event.kind != AlertEventKind.REMINDED:
+        rows += [
+            Delivery(
+                event=event,
+                channel=DeliveryChannel.WEBHOOK,
+                recipient=url,
+                due_at=now,
+                created_at=now,
+            )
+            for url in hooks
+        ]
+    Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim(ids: list[int], now: datetime) -> str | None:
+    """Claim the still-pending rows among `ids`; returns the claim token, or None when
+    another worker took them all."""
+    token = uuid.uuid4().hex
+    claimed = Delivery.objects.filter(pk__in=ids, state=DeliveryState.PENDING).update(
+        state=DeliveryState.SENDING, claim=token, claimed_at=now
+    )
+    return token if claimed else None
+
+
+def _record(rows: list[Delivery], token: str, now: datetime, error: str | None, stats) -> None:
+    worker = worker_name()
+    DeliveryAttempt.objects.bulk_create(
+        DeliveryAttempt(delivery=row, at=now, ok=error is None, error=error or "", worker=worker)
+        for row in rows
+    )
+    mine = Delivery.objects.filter(claim=token, state=DeliveryState.SENDING)
+    if error is None:
+        for row in rows:
+            # Row by row: attempts differ; conditional on the claim, so a row another
+            # worker reclaimed meanwhile is not touched.
+            mine.filter(pk=row.pk).update(
+                state=DeliveryState.SENT, sent_at=now, attempts=row.attempts + 1, last_error=""
+            )
+        stats.sent += len(rows)
+    else:
+        for row in rows:
+            mine.filter(pk=row.pk).update(
+                state=DeliveryState.PENDING,
+                attempts=row.attempts + 1,
+                last_error=error[:2000],
+                due_at=now + retry_delay(row.attempts + 1),
+                claim="",
+            )
+        stats.failed += len(rows)
+        logger.warning("alert delivery to %s failed: %s", rows[0].recipient, error)
+
+
+def _skip_stale_reminders(rows: list[Delivery], token: str, now: datetime, stats) -> list:
+    """Reminders of alerts acknowledged, snoozed or resolved since they were queued are
+    not sent (marked skipped); returns the rows still to send."""
+    keep = []
+    for row in rows:
+        alert = row.event.alert
+        stale = row.event.kind == AlertEventKind.REMINDED and (
+            alert.state != AlertState.OPEN
+            or alert.acknowledged_at is not None
+            or (alert.snoozed_until is not None and alert.snoozed_until > now)
+        )
+        if stale:
+            Delivery.objects.filter(pk=row.pk, claim=token).update(
+                state=DeliveryState.SKIPPED, sent_at=now
+            )
+            stats.skipped += 1
+        else:
+            keep.append(row)
+    return keep
+
+
+def _claimed_rows(token: str) -> list[Delivery]:
+    return list(
+        Delivery.objects.filter(claim=token, state=DeliveryState.SENDING)
+        .select_related("event__alert__fork")
+        .order_by("event__at", "pk")
+    )
+
+
+def _send(rows: list[Delivery], token: str, now: datetime, connection, stats) -> None:
+    rows = _skip_stale_reminders(rows, token, now, stats)
+    if not rows:
+        return
+    first = rows[0]
+    try:
+        if first.channel == DeliveryChannel.WEBHOOK:
+            messages.post_webhook(first)
+        elif first.digest:
+            messages.digest_email(rows, now, connection).send()
+        else:
+            messages.alert_email(first, connection).send()
+        error = None
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    stats.messages += error is None
+    _record(rows, token, now, error, stats)
+
+
+def deliver_due(now: datetime, *, limit: int = 200) -> DeliveryStats:
+    """Send the deliveries due at `now` (see the module docstring); returns the counts."""
+    from django.core.mail import get_connection
+
+    stats = DeliveryStats()
+    stale = now - timedelta(seconds=settings.ALERT_CLAIM_SECONDS)
+    Delivery.objects.filter(state=DeliveryState.SENDING, claimed_at__lt=stale).update(
+        state=DeliveryState.PENDING, claim=""
+    )
+    due = list(
+        Delivery.objects.filter(state=DeliveryState.PENDING, due_at__lte=now)
+        .order_by("due_at", "pk")
+        .values_list("pk", "channel", "recipient", "digest")[:limit]
+    )
+    singles = [pk for pk, _, _, digest in due if not digest]
+    digests: dict[str, list[int]] = defaultdict(list)
+    for pk, _, recipient, digest in due:
+        if digest:
+            digests[recipient].append(pk)
+    if not due:
+        return stats
+    connection = get_connection(fail_silently=False)
+    try:
+        for pk in singles:
+            token = _claim([pk], now)
+            if token:
+                _send(_claimed_rows(token), token, now, connection, stats)
+        for ids in digests.values():
+            token = _claim(ids, now)
+            if token:
+                _send(_claimed_rows(token), token, now, connection, stats)
+    finally:
+        connection.close()
+    return stats
