@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from tracker.lag import days_behind, milestones_behind
+from tracker.lag import days_behind, lag_status, milestones_behind, worst_status
 from tracker.versions import ChromiumVersion
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -64,3 +64,11 @@ def test_versions_behind_counts_releases_on_the_followed_line():
     assert tags.behind(6422, None, tip) == 0
     assert line_build("refs/branch-heads/6422") == 6422
     assert line_build("refs/heads/main") is None and line_build("refs/branch-heads/x") is None
+
+
+def test_a_forks_status_is_its_most_urgent_branch_status():
+    assert lag_status(0, 0) == "current" and lag_status(3, 1) == "behind"
+    assert lag_status(8, 0) == "overdue" and lag_status(1, 3) == "overdue"
+    assert worst_status(["current", "overdue", "behind"]) == "overdue"
+    assert worst_status(["current", "behind"]) == "behind"
+    assert worst_status([]) is None

@@ -1,7 +1,15 @@
 import pytest
 from django.urls import reverse
 
-from tracker.models import Fork, TrackedBranch, Upstream
+from tracker.models import (
+    Fork,
+    ForkRelease,
+    ForkSecuritySnapshot,
+    SourceState,
+    TrackedBranch,
+    Upstream,
+    UpstreamRelease,
+)
 
 
 @pytest.mark.django_db
@@ -63,25 +71,127 @@ def _fork_with_snapshot(upstream, n):
                 patch_count=10 + n,
                 patches_upstreamed=1,
             )
+    ForkRelease.objects.create(
+        fork=fork,
+        tag=f"v{n}.0",
+        source="tag",
+        tagged_at=datetime(2026, 4, 20, tzinfo=UTC),
+        base_version="124.0.6367.91",
+        base_major=124,
+        patch_level_version="124.0.6367.60",
+    )
+    for day, high in ((1, 5), (2, n)):
+        ForkSecuritySnapshot.objects.create(
+            fork=fork,
+            taken_at=datetime(2026, 5, day, tzinfo=UTC),
+            release_tag=f"v{n}.0",
+            open_critical=1,
+            open_high=high,
+            oldest_open_days=40.0 + day,
+        )
     return fork
 
 
+def _stable(upstream, version, major):
+    from datetime import UTC, datetime
+
+    UpstreamRelease.objects.create(
+        upstream=upstream,
+        version=version,
+        major=major,
+        minor=0,
+        build=int(version.split(".")[2]),
+        patch=int(version.split(".")[3]),
+        channel="stable",
+        platform="linux",
+        milestone=major,
+        time=datetime(2026, 4, 1, tzinfo=UTC),
+    )
+
+
 @pytest.mark.django_db
-def test_overview_shows_the_latest_snapshot_in_constant_queries(
+def test_overview_shows_the_latest_figures_in_constant_queries(
     staff_client, django_assert_num_queries
 ):
     upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    _stable(upstream, "126.0.6478.61", 126)
+    _stable(upstream, "125.0.6422.141", 125)
     _fork_with_snapshot(upstream, 1)
     _fork_with_snapshot(upstream, 2)
-    with django_assert_num_queries(5) as two:  # session, user, forks, branches, snapshots
+    # session, user, forks (with upstream Stable), branches, snapshots, security snapshots,
+    # newest releases, then the sources' freshness: source states, mirrors, forks.
+    with django_assert_num_queries(10) as two:
         body = staff_client.get(reverse("overview")).content.decode()
     assert ">201</td>" in body and ">14</td>" in body  # the newest snapshot's figures
     assert ">101</td>" not in body
     assert "overdue" in body  # 14 days behind: the status is in words, not colour alone
+    assert 'status status-overdue">overdue</span></h2>' in body  # the fork's, from its branches
+    # The newest security snapshot: its counts by severity with words, the oldest's age.
+    assert "1 critical" in body and "2 high" in body and "5 high" not in body
+    assert "oldest open for 42 days" in body
+    # The newest release against upstream's highest Stable version.
+    assert "<code>v1.0</code>" in body and "security patch level 124.0.6367.60" in body
+    assert "upstream Stable 126.0.6478.61 (2 milestones behind)" in body
+    assert "Stale or failing sources" in body  # nothing has synced yet
     for n in range(3, 21):
         _fork_with_snapshot(upstream, n)
     with django_assert_num_queries(len(two.captured_queries)):
         staff_client.get(reverse("overview"))
+
+
+@pytest.mark.django_db
+def test_overview_names_stale_and_failing_sources_only(staff_client, settings):
+    from django.utils import timezone
+
+    now = timezone.now()
+    fresh = now - timezone.timedelta(hours=1)
+    old = now - timezone.timedelta(hours=settings.SOURCE_STALE_HOURS + 2)
+    SourceState.objects.create(source="chromiumdash", last_success_at=fresh)
+    SourceState.objects.create(source="versionhistory", last_success_at=old)
+    SourceState.objects.create(
+        source="chrome_releases", last_success_at=fresh, last_error="HTTP 500 <b>x</b>", failures=1
+    )
+    upstream = Upstream.objects.create(
+        slug="chromium", name="Chromium", git_url="/x", last_synced_at=fresh
+    )
+    Fork.objects.create(
+        upstream=upstream, slug="acme", name="Acme", git_url="/y", last_synced_at=now
+    )
+    body = staff_client.get(reverse("overview")).content.decode()
+    banner = body.split('class="banner"')[1].split("</div>")[0]
+    assert "VersionHistory API" in banner and "stale" in banner
+    assert "Chrome Releases blog" in banner and "failing" in banner
+    assert "HTTP 500 &lt;b&gt;x&lt;/b&gt;" in banner
+    assert "Chromium Dash" not in banner and "Acme" not in banner
+
+
+@pytest.mark.django_db
+def test_sync_page_shows_sources_cursors_and_progress_in_constant_queries(
+    staff_client, django_assert_num_queries
+):
+    from tracker import progress
+    from tracker.models import IngestCursor
+
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    IngestCursor.objects.create(upstream=upstream, ref="refs/heads/main", sha="a" * 40, commits=42)
+    Fork.objects.create(
+        upstream=upstream, slug="acme", name="Acme", git_url="/y", last_error="fetch <failed>"
+    )
+    progress.report("chromium", "ingesting refs/heads/main", 250, 1000)
+    try:
+        with django_assert_num_queries(6) as few:  # session, user, 3 freshness, cursors
+            body = staff_client.get(reverse("sync")).content.decode()
+    finally:
+        progress.finish("chromium")
+    assert '<progress value="250" max="1000">' in body
+    assert 'http-equiv="refresh"' in body  # follows a running sync
+    assert "refs/heads/main" in body and ">42</td>" in body
+    assert "fetch &lt;failed&gt;" in body and "failing" in body
+    for n in range(20):
+        Fork.objects.create(upstream=upstream, slug=f"f{n}", name=f"F{n}", git_url="/y")
+    with django_assert_num_queries(len(few.captured_queries)):
+        body = staff_client.get(reverse("sync")).content.decode()
+    assert 'http-equiv="refresh"' not in body
 
 
 @pytest.mark.django_db

@@ -7,7 +7,8 @@ but still 200: pages work, figures are getting old, and alerts say so.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -19,6 +20,65 @@ from tracker.tasks.health import WORKER_HEARTBEAT_KEY
 
 def _age(now: datetime, then: datetime | None) -> int | None:
     return None if then is None else int((now - then).total_seconds())
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How fresh one source of the dashboard's figures is.
+
+    `kind` is "source" (an upstream data source), "mirror" (an upstream's git mirror) or
+    "fork"; `slug` is the source's name or the upstream's or fork's slug, and `key` names it
+    in /healthz ("chromiumdash", "mirror:chromium", "fork:acme").
+    *Stale*: no success within ``SOURCE_STALE_HOURS``; *failing*: the last run failed (a
+    success clears `last_error`).
+    """
+
+    kind: str
+    slug: str
+    label: str
+    last_success_at: datetime | None
+    age_seconds: int | None
+    stale: bool
+    last_error: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.slug if self.kind == "source" else f"{self.kind}:{self.slug}"
+
+    @property
+    def failing(self) -> bool:
+        return bool(self.last_error)
+
+    @property
+    def kind_label(self) -> str:
+        return {"source": "upstream data source", "mirror": "mirror of"}.get(self.kind, self.kind)
+
+
+def source_freshness(now: datetime) -> list[Freshness]:
+    """Every data source, mirror and fork with its freshness at `now` (three queries)."""
+    from tracker.models import Fork, SourceState, Upstream
+
+    found = [
+        Freshness(
+            "source",
+            state.source,
+            state.get_source_display(),
+            state.last_success_at,
+            _age(now, state.last_success_at),
+            state.is_stale(now),
+            state.last_error,
+        )
+        for state in SourceState.objects.defer("validators", "rejected").order_by("source")
+    ]
+    stale_after = timedelta(hours=settings.SOURCE_STALE_HOURS)
+    for kind, model in (("mirror", Upstream), ("fork", Fork)):
+        rows = model.objects.order_by("name").values_list(
+            "slug", "name", "last_synced_at", "last_error"
+        )
+        for slug, name, synced, error in rows:
+            stale = synced is None or now - synced > stale_after
+            found.append(Freshness(kind, slug, name, synced, _age(now, synced), stale, error))
+    return found
 
 
 def _database_ok() -> bool:
@@ -57,24 +117,12 @@ def service_health(now: datetime) -> tuple[int, dict]:
     else:
         report["worker"] = {"ok": True, "mode": "tasks run in-process"}
     if report["database"] == "ok":
-        from tracker.models import Fork, SourceState, Upstream
-
         sources = {}
-        for state in SourceState.objects.all():
-            stale = state.is_stale(now)
-            sources[state.source] = {
-                "last_success_age_seconds": _age(now, state.last_success_at),
-                "stale": stale,
-                "last_error": state.last_error[:200],
-            }
-            degraded |= stale
-        stale_after = settings.SOURCE_STALE_HOURS * 3600
-        for kind, model in (("mirror", Upstream), ("fork", Fork)):
-            for slug, synced in model.objects.values_list("slug", "last_synced_at"):
-                age = _age(now, synced)
-                stale = age is None or age > stale_after
-                sources[f"{kind}:{slug}"] = {"last_success_age_seconds": age, "stale": stale}
-                degraded |= stale
+        for item in source_freshness(now):
+            sources[item.key] = {"last_success_age_seconds": item.age_seconds, "stale": item.stale}
+            if item.kind == "source":
+                sources[item.key]["last_error"] = item.last_error[:200]
+            degraded |= item.stale
         report["sources"] = sources
     report["status"] = "down" if down else "degraded" if degraded else "ok"
     return (503 if down else 200), report

@@ -16,7 +16,7 @@ Terms (units in brackets):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -331,3 +331,12 @@ def lag_status(days: int, milestones: int) -> str:
     if days > LAG_DAYS_LIMIT or milestones > LAG_MILESTONES_LIMIT:
         return "overdue"
     return "current" if days == 0 else "behind"
+
+
+LAG_STATUSES = ("current", "behind", "overdue")  # least to most urgent
+
+
+def worst_status(statuses: Iterable[str]) -> str | None:
+    """The most urgent of some `lag_status` words (a fork's status from its branches'), or
+    None when there are none (nothing measured yet)."""
+    return max(statuses, key=LAG_STATUSES.index, default=None)

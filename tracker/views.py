@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -13,30 +13,90 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tracker import progress as sync_progress
-from tracker.healthz import service_health
+from tracker.healthz import service_health, source_freshness
+from tracker.lag import worst_status
 from tracker.metrics import render_metrics
-from tracker.models import BranchSnapshot, Fork, PatchChange, TrackedBranch
+from tracker.models import (
+    BranchSnapshot,
+    Channel,
+    Fork,
+    ForkRelease,
+    ForkSecuritySnapshot,
+    IngestCursor,
+    PatchChange,
+    TrackedBranch,
+    UpstreamRelease,
+)
 
 HISTORY_DAYS = 365  # how far back trend charts and lag history reach
+
+
+def _upstream_stable():
+    """Subquery: the outer fork's upstream's highest Stable release (any platform)."""
+    return UpstreamRelease.objects.filter(
+        upstream=OuterRef("upstream"), channel=Channel.STABLE
+    ).order_by("-major", "-minor", "-build", "-patch")
 
 
 @login_required
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
-    """Every fork with each tracked branch's latest snapshot (three queries in all)."""
+    """Every fork: its status, each branch's latest snapshot, its open security fixes, its
+    newest release against upstream Stable, and the sources that are stale or failing. The
+    same ten queries whatever the number of forks."""
+    now = timezone.now()
+    stable = _upstream_stable()
     forks = list(
-        Fork.objects.select_related("upstream").prefetch_related(
-            Prefetch("branches", queryset=TrackedBranch.objects.order_by("name"))
+        Fork.objects.select_related("upstream")
+        .annotate(
+            stable_version=Subquery(stable.values("version")[:1]),
+            stable_major=Subquery(stable.values("major")[:1]),
         )
+        .prefetch_related(Prefetch("branches", queryset=TrackedBranch.objects.order_by("name")))
     )
+    ids = [fork.pk for fork in forks]
     branches = [b for fork in forks for b in fork.branches.all()]
     latest = BranchSnapshot.objects.latest_by_branch([b.pk for b in branches])
     for branch in branches:
         branch.latest = latest.get(branch.pk)
+    security = ForkSecuritySnapshot.objects.latest_by_fork(ids)
+    releases = ForkRelease.objects.newest_by_fork(ids)
     running = sync_progress.current({fork.upstream.slug for fork in forks})
     for fork in forks:
+        fork.status = worst_status(b.latest.status for b in fork.branches.all() if b.latest)
+        fork.security = security.get(fork.pk)
+        fork.newest_release = release = releases.get(fork.pk)
+        fork.release_milestones_behind = (
+            fork.stable_major - release.base_major
+            if release and release.base_major is not None and fork.stable_major is not None
+            else None
+        )
         fork.sync_progress = running.get(fork.upstream.slug)
-    return render(request, "tracker/overview.html", {"forks": forks})
+    ctx = {
+        "forks": forks,
+        "attention": [s for s in source_freshness(now) if s.stale or s.failing],
+    }
+    return render(request, "tracker/overview.html", ctx)
+
+
+@login_required
+@require_GET
+def sync_status(request: HttpRequest) -> HttpResponse:
+    """Freshness of every upstream data source, mirror and fork, each upstream's ingest
+    cursors, and the progress of running syncs (six queries)."""
+    freshness = source_freshness(timezone.now())
+    cursors: dict[str, list[IngestCursor]] = {}
+    for cursor in IngestCursor.objects.select_related("upstream").order_by("upstream", "ref"):
+        cursors.setdefault(cursor.upstream.slug, []).append(cursor)
+    mirrors = [f for f in freshness if f.kind == "mirror"]
+    running = sync_progress.current(m.slug for m in mirrors)
+    ctx = {
+        "sources": [f for f in freshness if f.kind == "source"],
+        "mirrors": [(m, cursors.get(m.slug, []), running.get(m.slug)) for m in mirrors],
+        "forks": [f for f in freshness if f.kind == "fork"],
+        "running": bool(running),
+    }
+    return render(request, "tracker/sync.html", ctx)
 
 
 @require_GET
