@@ -1,0 +1,121 @@
+"""Alert pages: list, detail with history, acknowledge, snooze, and the Atom feed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from xml.etree import ElementTree
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from tracker.alerts import rules
+from tracker.alerts.lifecycle import reconcile
+from tracker.models import Alert, AlertEvent, Fork, Upstream
+
+pytestmark = pytest.mark.django_db
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def _forks(n: int, start: int = 0) -> list[Fork]:
+    """Forks f<start>..f<start+n-1>, each with a normal and a high alert, plus an
+    upstream-wide informational one; every alert found before stays open."""
+    upstream, _ = Upstream.objects.get_or_create(slug="chromium", name="Chromium", git_url="/x")
+    forks = [
+        Fork.objects.create(upstream=upstream, slug=f"f{i}", name=f"Fork <b>{i}</b>", git_url="/y")
+        for i in range(start, start + n)
+    ]
+    found = [
+        rules.Condition(a.key, a.kind, a.priority, a.fork and a.fork.slug, a.summary)
+        for a in Alert.objects.filter(state="open").select_related("fork")
+    ]
+    for fork in forks:
+        s = fork.slug
+        found.append(
+            rules.Condition(f"lag:{s}:main", "rebase_lag", "normal", s, f"{s}:main <script>x")
+        )
+        found.append(rules.Condition(f"base-age:{s}", "base_too_old", "high", s, f"{s} old"))
+    found.append(rules.Condition("stable:126.0.1.2", "upstream_stable", "info", None, "Stable 126"))
+    reconcile(found, timezone.now())
+    return forks
+
+
+def test_list_shows_open_alerts_escaped_with_constant_queries(
+    staff_client, django_assert_max_num_queries
+):
+    _forks(2)
+    with django_assert_max_num_queries(10) as small:
+        small_body = staff_client.get(reverse("alerts")).content.decode()
+    _forks(18, start=2)
+    assert Alert.objects.filter(state="open").count() == 41
+    with django_assert_max_num_queries(10) as big:
+        big_body = staff_client.get(reverse("alerts")).content.decode()
+    assert len(big.captured_queries) == len(small.captured_queries)
+    assert "&lt;script&gt;x" in small_body and "<script>x" not in small_body
+    assert "Fork &lt;b&gt;0&lt;/b&gt;" in small_body
+    # Not acknowledged first, then high, normal, informational.
+    last_high = big_body.rindex(">high<")
+    assert (
+        last_high
+        < big_body.index(">normal<")
+        < big_body.rindex(">normal<")
+        < big_body.index(">info<")
+    )
+
+
+def test_detail_acknowledge_and_snooze(client, django_user_model):
+    user = django_user_model.objects.create_user("oncall", password="pw-oncall-123")
+    client.force_login(user)
+    _forks(1)
+    alert = Alert.objects.get(key="lag:f0:main")
+    page = client.get(reverse("alert", args=[alert.pk])).content.decode()
+    assert "Acknowledge" in page and "opened" in page and "&lt;script&gt;" in page
+
+    response = client.post(reverse("alert-snooze", args=[alert.pk]), {"for": "3d"})
+    assert response.status_code == 302
+    alert.refresh_from_db()
+    assert alert.snoozed_until > timezone.now() + timedelta(days=2)
+    assert client.post(reverse("alert-snooze", args=[alert.pk]), {"for": "1y"}).status_code == 400
+
+    response = client.post(
+        reverse("alert-ack", args=[alert.pk]), {"next": reverse("alerts"), "note": "on it"}
+    )
+    assert response.status_code == 302 and response["Location"] == reverse("alerts")
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == "oncall"
+    kinds = list(alert.events.order_by("at", "pk").values_list("kind", flat=True))
+    assert kinds == ["opened", "snoozed", "acknowledged"]
+    page = client.get(reverse("alert", args=[alert.pk])).content.decode()
+    assert "acknowledged by oncall" in page and "on it" in page
+    # An open redirect is not followed.
+    response = client.post(reverse("alert-ack", args=[alert.pk]), {"next": "//evil.example/"})
+    assert response["Location"] == reverse("alert", args=[alert.pk])
+
+
+def test_acknowledge_needs_post_and_a_login(client):
+    _forks(1)
+    alert = Alert.objects.get(key="lag:f0:main")
+    assert client.post(reverse("alert-ack", args=[alert.pk])).status_code == 302  # to log-in
+    alert.refresh_from_db()
+    assert alert.acknowledged_at is None
+
+
+def test_feed_needs_the_fork_token_and_lists_its_events(client):
+    fork = _forks(2)[0]
+    url = reverse("alert-feed", args=[fork.slug, fork.alert_feed_token])
+    response = client.get(url)
+    assert response.status_code == 200 and "atom" in response["Content-Type"]
+    feed = ElementTree.fromstring(response.content)  # noqa: S314 - our own output
+    titles = [e.find(f"{ATOM}title").text for e in feed.findall(f"{ATOM}entry")]
+    assert "opened: f0:main <script>x" in titles  # XML-escaped on the wire
+    assert "opened: Stable 126" in titles  # upstream-wide alerts too
+    assert not any("f1:main" in t for t in titles)  # not another fork's
+    assert AlertEvent.objects.count() == 5
+    wrong = reverse("alert-feed", args=[fork.slug, "x" + fork.alert_feed_token[1:]])
+    assert client.get(wrong).status_code == 403
+    other = Fork.objects.get(slug="f1")
+    assert (
+        client.get(reverse("alert-feed", args=[other.slug, fork.alert_feed_token])).status_code
+        == 403
+    )
+    assert Fork.objects.get(slug="f1").alert_feed_token != fork.alert_feed_token
