@@ -119,3 +119,20 @@ def test_feed_needs_the_fork_token_and_lists_its_events(client):
         == 403
     )
     assert Fork.objects.get(slug="f1").alert_feed_token != fork.alert_feed_token
+
+
+def test_subscribe_and_unsubscribe(client, django_user_model):
+    from tracker.alerts.outbox import recipients
+
+    fork = _forks(1)[0]
+    user = django_user_model.objects.create_user("eng", email="eng@corp.example", password="p")
+    client.force_login(user)
+    assert client.post(reverse("alert-subscribe"), {"fork": fork.slug}).status_code == 302
+    assert client.post(reverse("alert-subscribe"), {"fork": fork.slug}).status_code == 302
+    assert recipients(fork.pk)[0] == ["eng@corp.example"]
+    assert "Unsubscribe" in client.get(reverse("alerts")).content.decode()
+    client.post(reverse("alert-subscribe"), {"fork": fork.slug, "action": "unsubscribe"})
+    assert recipients(fork.pk)[0] == []
+    nomail = django_user_model.objects.create_user("nomail", password="p")
+    client.force_login(nomail)
+    assert client.post(reverse("alert-subscribe"), {"fork": ""}).status_code == 400

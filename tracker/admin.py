@@ -1,11 +1,24 @@
 from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.urls import reverse
 from django.utils import timezone
 
 from tracker.forksecurity import apply_triage
 from tracker.git import UnsafeGitInput, check_remote_url
-from tracker.models import FixTriage, Fork, ForkRelease, ReleaseSource, TrackedBranch, Upstream
+from tracker.models import (
+    Alert,
+    AlertSettings,
+    AlertSubscription,
+    Delivery,
+    DeliveryAttempt,
+    FixTriage,
+    Fork,
+    ForkRelease,
+    ReleaseSource,
+    TrackedBranch,
+    Upstream,
+)
 from tracker.secrets import encrypt_credentials
 
 
@@ -44,8 +57,16 @@ class ForkAdmin(admin.ModelAdmin):
     list_filter = ["kind", "upstream"]
     prepopulated_fields = {"slug": ["name"]}
     exclude = ["git_credentials"]
-    readonly_fields = ["last_synced_at", "last_error"]
+    readonly_fields = ["last_synced_at", "last_error", "alert_feed"]
     inlines = [TrackedBranchInline]
+
+    @admin.display(description="Atom feed of alerts")
+    def alert_feed(self, obj):
+        if not obj.pk:
+            return "—"
+        return settings.SITE_URL.rstrip("/") + reverse(
+            "alert-feed", args=[obj.slug, obj.alert_feed_token]
+        )
 
 
 @admin.register(ForkRelease)
@@ -84,3 +105,54 @@ class FixTriageAdmin(admin.ModelAdmin):
         obj.decided_at = timezone.now()
         super().save_model(request, obj, form, change)
         apply_triage(obj.fork, obj.vulnerability)
+
+
+@admin.register(AlertSettings)
+class AlertSettingsAdmin(admin.ModelAdmin):
+    """Thresholds per fork, or per branch for the branch rules; empty fields inherit."""
+
+    list_display = ["fork", "branch", "enabled", "lag_days", "lag_milestones", "critical_days"]
+    list_filter = ["fork", "enabled"]
+
+
+@admin.register(AlertSubscription)
+class AlertSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["user", "fork"]
+    list_filter = ["fork"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Alerts and deliveries are written by the workers; people read them here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["key", "priority", "state", "fork", "opened_at", "acknowledged_by"]
+    list_filter = ["state", "priority", "kind", "fork"]
+    search_fields = ["key", "summary"]
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["event", "channel", "recipient", "state", "attempts", "due_at", "sent_at"]
+    list_filter = ["state", "channel", "digest"]
+    search_fields = ["recipient", "last_error"]
+    inlines = [DeliveryAttemptInline]

@@ -20,7 +20,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from tracker.alerts.lifecycle import acknowledge, snooze
 from tracker.alerts.messages import figure_rows
-from tracker.models import Alert, AlertEvent, AlertPriority, AlertState, Fork
+from tracker.models import (
+    Alert,
+    AlertEvent,
+    AlertPriority,
+    AlertState,
+    AlertSubscription,
+    Fork,
+)
 
 PAGE_SIZE = 50
 SNOOZE_CHOICES = {"1d": timedelta(days=1), "3d": timedelta(days=3), "7d": timedelta(days=7)}
@@ -54,9 +61,12 @@ def alert_list(request: HttpRequest) -> HttpResponse:
     else:
         alerts = alerts.order_by("-resolved_at", "-pk")
     page = Paginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
+    subscribed = list(
+        request.user.alert_subscriptions.select_related("fork").order_by("fork__name")
+    )
     ctx = {
         "page": page,
-        "state": state,
+        "subscriptions": subscribed,
         "fork_slug": fork_slug,
         "forks": Fork.objects.order_by("name").values_list("slug", "name"),
         "now": timezone.now(),
@@ -107,6 +117,22 @@ def alert_snooze(request: HttpRequest, pk: int) -> HttpResponse:
     now = timezone.now()
     snooze(alert, now + period, by=request.user.get_username(), now=now)
     return _back(request, alert)
+
+
+@login_required
+@require_POST
+def alert_subscribe(request: HttpRequest) -> HttpResponse:
+    """Subscribe the user to a fork's alerts (``fork`` empty: every fork's), or
+    unsubscribe (``action=unsubscribe``). Mail goes to the user's address."""
+    slug = request.POST.get("fork", "")
+    fork = get_object_or_404(Fork, slug=slug) if slug else None
+    if request.POST.get("action") == "unsubscribe":
+        request.user.alert_subscriptions.filter(fork=fork).delete()
+    elif not request.user.email:
+        return HttpResponse("your account has no email address to send alerts to\n", status=400)
+    else:
+        AlertSubscription.objects.get_or_create(user=request.user, fork=fork)
+    return redirect("alerts")
 
 
 class ForkAlertFeed(Feed):

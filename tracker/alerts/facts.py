@@ -184,22 +184,8 @@ def _branch_facts(forks: dict[int, ForkFacts], settings_rows, stable: dict, now)
 
 
 def newest_releases(fork_ids: list[int]) -> dict[int, ForkRelease]:
-    """Each fork's release with the latest ship time (override, else tag date)."""
-    rows = (
-        ForkRelease.objects.filter(fork_id__in=fork_ids)
-        .select_related("fork")
-        .annotate(ship=Coalesce("shipped_at_override", "tagged_at"))
-        .filter(ship__isnull=False)
-        .annotate(
-            rank=Window(
-                RowNumber(),
-                partition_by=[F("fork_id")],
-                order_by=[F("ship").desc(), F("tag").desc()],
-            )
-        )
-        .filter(rank=1)
-    )
-    return {r.fork_id: r for r in rows}
+    """Each fork's newest release (`ForkRelease.objects.newest_by_fork`), with its fork."""
+    return ForkRelease.objects.select_related("fork").newest_by_fork(fork_ids)
 
 
 def _base_release_times(releases: list[ForkRelease]) -> dict[int, datetime | None]:
