@@ -231,22 +231,27 @@ def test_predicted_conflicts_rising_since_the_last_rebase(alerts_world):
     run.at(t0)
     assert not Alert.objects.filter(key="conflicts:acme:main").exists()
 
-    def snapshot(at, conflicts, base_moved_at):
-        copy = BranchSnapshot.objects.get(pk=latest.pk)
-        copy.pk, copy.taken_at = None, at
-        copy.conflicting_patches, copy.base_moved_at = conflicts, base_moved_at
-        copy.save()
-
-    snapshot(t0 + timedelta(hours=1), latest.conflicting_patches + 2, latest.base_moved_at)
+    more = latest.conflicting_patches + 2
+    _resnapshot(main, t0 + timedelta(hours=1), conflicting_patches=more)
     run.at(t0 + timedelta(hours=1, minutes=1))
     alert = Alert.objects.get(key="conflicts:acme:main")
     assert alert.figures["previous"] == latest.conflicting_patches
     # The fork rebased: the forecast right after the rebase is the new baseline.
     rebased = t0 + timedelta(hours=2)
-    snapshot(rebased, latest.conflicting_patches + 2, rebased)
+    _resnapshot(main, rebased, conflicting_patches=more, base_moved_at=rebased)
     run.at(rebased + MINUTE)
     alert.refresh_from_db()
     assert alert.state == "resolved"
+
+
+def _resnapshot(branch, at, **changes):
+    """A later snapshot of `branch`, the latest one with `changes` (as a sync would write)."""
+    copy = BranchSnapshot.objects.filter(branch=branch).latest("taken_at")
+    copy.pk, copy.taken_at = None, at
+    for name, value in changes.items():
+        setattr(copy, name, value)
+    copy.save()
+    return copy
 
 
 def test_patches_found_upstream_are_an_informational_alert(alerts_world):
@@ -258,6 +263,13 @@ def test_patches_found_upstream_are_an_informational_alert(alerts_world):
     run.deliver(_digest_time(t0))
     [digest] = run.mails_to("acme@example.com")
     assert "already upstream" in digest.body
+    # The fork dropped the patch: resolved, and an informational resolution is not mailed.
+    main = run.forks["acme"].branches.get(name="main")
+    _resnapshot(main, t0 + timedelta(hours=1), patches_upstreamed=0)
+    run.at(t0 + timedelta(hours=2))
+    alert.refresh_from_db()
+    assert alert.state == "resolved"
+    assert not Delivery.objects.filter(event__alert=alert, event__kind="resolved").exists()
 
 
 def test_a_branch_on_an_unsupported_milestone_and_too_far_behind_stable(alerts_world):
@@ -314,6 +326,24 @@ def test_a_new_stable_release_with_fixes_is_announced_once(alerts_world):
     [alert] = Alert.objects.filter(kind="upstream_stable")
     assert alert.fork is None and alert.figures["cves"]
     assert Delivery.objects.filter(event__alert=alert).count() == len(run.forks)  # every owner
+    # A newer Stable without security fixes replaces it: resolved quietly, nothing new.
+    stable = UpstreamRelease.objects.filter(channel=Channel.STABLE).order_by("-time").first()
+    UpstreamRelease.objects.create(
+        upstream=run.upstream,
+        channel=Channel.STABLE,
+        platform=stable.platform,
+        milestone=stable.milestone,
+        version=f"{stable.major}.0.{stable.build}.{stable.patch + 1}",
+        major=stable.major,
+        minor=0,
+        build=stable.build,
+        patch=stable.patch + 1,
+        time=t0 + timedelta(hours=1),
+    )
+    run.at(t0 + timedelta(hours=2))
+    alert.refresh_from_db()
+    assert alert.state == "resolved"
+    assert not Alert.objects.filter(kind="upstream_stable", state="open").exists()
 
 
 def test_muting_a_fork_resolves_its_alerts(alerts_world):

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from tracker.alerts.lifecycle import evaluate_alerts
 from tracker.demo import (
     DEMO_UPSTREAM_SLUG,
     build_demo,
@@ -63,9 +64,10 @@ class Command(BaseCommand):
         if fresh:
             # Likewise the open-fixes chart, from the statuses just computed.
             replay_security_history(upstream, now)
+        alerts = evaluate_alerts(now)
         forks = ", ".join(f["name"] for f in truth["forks"])
         self.stdout.write(
             f"demo: upstream with {truth['upstream']['main_commits']} main commits, "
             f"{len(truth['upstream']['milestones'])} release branches, "
-            f"{len(truth['vulnerabilities'])} security fixes; forks: {forks}"
+            f"{len(truth['vulnerabilities'])} security fixes; forks: {forks}; alerts: {alerts}"
         )
