@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -129,13 +130,15 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _claim(ids: list[int], now: datetime) -> str | None:
-    """Claim the still-pending rows among `ids`; returns the claim token, or None when
-    another worker took them all."""
+def _claim(ids: list[int], now: datetime, claimed_at: datetime | None = None) -> str | None:
+    """Claim the rows among `ids` still pending and due at `now`; returns the claim token,
+    or None when another worker took them all (or failed them and they wait for a retry).
+    `claimed_at` is when the claim is really made (`now` unless the run has been going a
+    while): it decides when the claim counts as abandoned."""
     token = uuid.uuid4().hex
-    claimed = Delivery.objects.filter(pk__in=ids, state=DeliveryState.PENDING).update(
-        state=DeliveryState.SENDING, claim=token, claimed_at=now
-    )
+    claimed = Delivery.objects.filter(
+        pk__in=ids, state=DeliveryState.PENDING, due_at__lte=now
+    ).update(state=DeliveryState.SENDING, claim=token, claimed_at=claimed_at or now)
     return token if claimed else None
 
 
@@ -216,8 +219,20 @@ def _send(rows: list[Delivery], token: str, now: datetime, connection, stats) ->
 
 
 def deliver_due(now: datetime, *, limit: int = 200) -> DeliveryStats:
-    """Send the deliveries due at `now` (see the module docstring); returns the counts."""
+    """Send the deliveries due at `now` (see the module docstring); returns the counts.
+
+    A claim must never look abandoned while its sender is still at work, so claims are
+    stamped with `now` plus the time this run has taken, and a run stops claiming once it
+    has used half of ``ALERT_CLAIM_SECONDS`` (one send takes at most ``EMAIL_TIMEOUT`` or
+    ``ALERT_WEBHOOK_TIMEOUT`` per step, far less than the other half); the next run takes
+    the rest. Attempts and the next `due_at` are counted from `now`.
+    """
     from django.core.mail import get_connection
+
+    started = time.monotonic()
+
+    def clock() -> datetime:
+        return now + timedelta(seconds=time.monotonic() - started)
 
     stats = DeliveryStats()
     stale = now - timedelta(seconds=settings.ALERT_CLAIM_SECONDS)
@@ -227,23 +242,24 @@ def deliver_due(now: datetime, *, limit: int = 200) -> DeliveryStats:
     due = list(
         Delivery.objects.filter(state=DeliveryState.PENDING, due_at__lte=now)
         .order_by("due_at", "pk")
-        .values_list("pk", "channel", "recipient", "digest")[:limit]
+        .values_list("pk", "recipient", "digest")[:limit]
     )
-    singles = [pk for pk, _, _, digest in due if not digest]
+    batches = [[pk] for pk, _, digest in due if not digest]
     digests: dict[str, list[int]] = defaultdict(list)
-    for pk, _, recipient, digest in due:
+    for pk, recipient, digest in due:
         if digest:
             digests[recipient].append(pk)
-    if not due:
+    batches += list(digests.values())
+    if not batches:
         return stats
+    budget = settings.ALERT_CLAIM_SECONDS / 2
     connection = get_connection(fail_silently=False)
     try:
-        for pk in singles:
-            token = _claim([pk], now)
-            if token:
-                _send(_claimed_rows(token), token, now, connection, stats)
-        for ids in digests.values():
-            token = _claim(ids, now)
+        for ids in batches:
+            if time.monotonic() - started > budget:
+                logger.warning("alert delivery run out of time; the next run sends the rest")
+                break
+            token = _claim(ids, now, claimed_at=clock())
             if token:
                 _send(_claimed_rows(token), token, now, connection, stats)
     finally:
