@@ -9,7 +9,15 @@ import pytest
 
 from tests.forksecurity_world import FORKS, fork_truth, setup_world, when
 from tracker.forksecurity import fork_gap_report, triage
-from tracker.gap import FixFacts, ShippedRelease, count_open, fork_gaps, percentile
+from tracker.gap import (
+    FixFacts,
+    ShippedRelease,
+    by_release,
+    count_open,
+    fork_gaps,
+    open_fixes,
+    percentile,
+)
 from tracker.generator import build_world, standard_world
 from tracker.models import Vulnerability
 
@@ -137,3 +145,33 @@ def test_every_gap_figure_matches_the_ground_truth(world, settings, tmp_path):
     vuln = Vulnerability.objects.get(upstream=upstream, cve=cve)
     triage(lumen, vuln, "will_not_fix", "Component removed in our build.", now=now)
     assert cve not in {o.cve for o in fork_gap_report(lumen, now).open}
+
+
+def test_patch_gap_per_release_against_upstreams_gap_for_the_same_fixes():
+    fixes = [
+        FixFacts("CVE-1", "high", _days(0), _days(10), 10.0),
+        FixFacts("CVE-2", "low", _days(2), _days(14), 12.0),
+        FixFacts("CVE-3", "low", _days(20), _days(24), 4.0),
+        FixFacts("CVE-4", "low", _days(21), None, None),
+    ]
+    releases = [
+        ShippedRelease("v2", _days(30), frozenset({"CVE-1", "CVE-2", "CVE-3"})),
+        ShippedRelease("v1", _days(12), frozenset({"CVE-1", "CVE-2"})),
+    ]
+    rows = by_release(fork_gaps(fixes, releases, now=NOW))
+    assert [(tag, shipped) for tag, shipped, _s in rows] == [("v1", _days(12)), ("v2", _days(30))]
+    v1, v2 = rows[0][2], rows[1][2]
+    assert (v1.count, v1.median_from_landing, v1.upstream_median) == (2, 11.0, 11.0)
+    assert (v2.count, v2.median_from_landing, v2.upstream_median) == (1, 10.0, 4.0)
+
+
+def test_open_fixes_are_listed_oldest_first_with_their_ages():
+    listed = open_fixes(
+        [("CVE-1", "high", _days(10)), ("CVE-2", "low", None), ("CVE-3", "critical", _days(0))],
+        NOW,
+    )
+    assert [(o.cve, o.age_days) for o in listed] == [
+        ("CVE-3", (NOW - _days(0)).days),
+        ("CVE-1", (NOW - _days(10)).days),
+        ("CVE-2", None),
+    ]

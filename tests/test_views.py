@@ -243,3 +243,119 @@ def test_fork_trends_series_per_branch(staff_client):
     points = data["branches"]["main"]
     assert [p["commits_behind"] for p in points] == [101, 201]  # oldest first
     assert points[0]["taken_at"].startswith("2026-05-01")
+
+
+def _open_fixes(fork, count, state="open"):
+    """`count` vulnerabilities with status `state` in the fork's newest release."""
+    from datetime import UTC, datetime, timedelta
+
+    from tracker.models import FixStatus, Vulnerability
+
+    release = ForkRelease.objects.filter(fork=fork).newest_first().first()
+    for n in range(count):
+        vuln, _ = Vulnerability.objects.get_or_create(
+            upstream=fork.upstream,
+            cve=f"CVE-2026-{100 + n}",
+            defaults={
+                "severity": "high" if n else "critical",
+                "title": "<script>alert('cve')</script>",
+                "first_stable_at": datetime(2026, 4, 1, tzinfo=UTC) - timedelta(days=n),
+            },
+        )
+        FixStatus.objects.get_or_create(
+            fork=fork,
+            vulnerability=vuln,
+            release=release,
+            defaults={"computed": state, "status": state, "computed_at": datetime.now(UTC)},
+        )
+
+
+@pytest.mark.django_db
+def test_fork_page_shows_releases_and_open_fixes_in_constant_queries(
+    staff_client, django_assert_num_queries
+):
+    from datetime import UTC, datetime
+
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    fork = _fork_with_snapshot(upstream, 1)
+    _fork_with_snapshot(upstream, 2)
+    ForkRelease.objects.create(
+        fork=fork, tag="v0.9", source="tag", tagged_at=datetime(2026, 3, 1, tzinfo=UTC)
+    )
+    _open_fixes(fork, 3)
+    # session, user, fork, branches, snapshots, releases, open counts, security snapshot,
+    # open fixes of the newest release
+    with django_assert_num_queries(9) as few:
+        body = staff_client.get(reverse("fork", args=["f1"])).content.decode()
+    releases = body.split("<h2>Releases")[1].split("</table>")[0]
+    assert releases.index("v1.0") < releases.index("v0.9")  # newest first
+    assert "124.0.6367.91" in releases and "124.0.6367.60" in releases
+    assert '<td class="num">3</td>' in releases  # its open fixes
+    fixes = body.split('class="open-fixes"')[1].split("</table>")[0]
+    assert fixes.index("CVE-2026-102") < fixes.index("CVE-2026-100")  # oldest first
+    assert 'href="/security/CVE-2026-100/"' in fixes and "critical" in fixes
+    assert "1 critical" in body and "oldest open for 42 days" in body  # from the snapshot
+    for n in range(3, 21):
+        _fork_with_snapshot(upstream, n)
+    _open_fixes(fork, 30)
+    for n in range(10):
+        ForkRelease.objects.create(fork=fork, tag=f"v0.0.{n}", source="tag")
+    with django_assert_num_queries(len(few.captured_queries)):
+        staff_client.get(reverse("fork", args=["f1"]))
+
+
+@pytest.mark.django_db
+def test_fork_security_trends_open_fixes_and_gap_per_release_against_upstream(staff_client):
+    from datetime import UTC, datetime, timedelta
+
+    from tracker.models import FixStatus, Vulnerability
+
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    fork = _fork_with_snapshot(upstream, 1)
+    v1 = ForkRelease.objects.get(fork=fork)
+    v1.tagged_at = t0 + timedelta(days=12)
+    v1.save()
+    v2 = ForkRelease.objects.create(
+        fork=fork, tag="v2.0", source="tag", tagged_at=t0 + timedelta(days=40)
+    )
+    for n, (landed, stable, carried_by) in enumerate(
+        [(0, 10, v1), (4, 10, v1), (20, 24, v2), (30, None, None)]
+    ):
+        vuln = Vulnerability.objects.create(
+            upstream=upstream,
+            cve=f"CVE-2026-{n}",
+            severity="high",
+            landed_at=t0 + timedelta(days=landed),
+            first_stable_at=t0 + timedelta(days=stable) if stable is not None else None,
+            upstream_gap_days=stable - landed if stable is not None else None,
+        )
+        for release in (v1, v2):
+            state = "base" if carried_by and release.tagged_at >= carried_by.tagged_at else "open"
+            FixStatus.objects.create(
+                fork=fork,
+                vulnerability=vuln,
+                release=release,
+                computed=state,
+                status=state,
+                computed_at=t0,
+            )
+    data = staff_client.get(reverse("fork-security-trends", args=["f1"])).json()
+    assert [(p["open_critical"], p["open_high"]) for p in data["open"]] == [(1, 5), (1, 1)]
+    assert data["open"][0]["taken_at"].startswith("2026-05-01")
+    assert data["gap"] == [
+        {
+            "release": "v1.0",
+            "shipped_at": v1.tagged_at.isoformat(),
+            "fixes": 2,
+            "median_days_from_landing": 10.0,  # 12 and 8 days
+            "upstream_median_days": 8.0,  # 10 and 6 days
+        },
+        {
+            "release": "v2.0",
+            "shipped_at": v2.tagged_at.isoformat(),
+            "fixes": 1,
+            "median_days_from_landing": 20.0,
+            "upstream_median_days": 4.0,
+        },
+    ]

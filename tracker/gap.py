@@ -205,3 +205,22 @@ def count_open(fixes: Iterable[tuple[str, datetime | None]], now: datetime) -> O
         if age is not None and (oldest is None or age > oldest):
             oldest = age
     return OpenCounts(by_severity, oldest)
+
+
+def open_fixes(fixes: Iterable[tuple[str, str, datetime | None]], now: datetime) -> list[OpenFix]:
+    """(cve, severity, since) triples as `OpenFix` with their ages at `now`, oldest first
+    (those of unknown age last)."""
+    found = [
+        OpenFix(cve, severity, since, days_between(since, now)) for cve, severity, since in fixes
+    ]
+    return sorted(found, key=lambda o: (o.age_days is None, -(o.age_days or 0), o.cve))
+
+
+def by_release(gaps: ForkGaps) -> list[tuple[str, datetime, Summary]]:
+    """(release tag, ship time, summary of the fixes it shipped first) per release, in ship
+    order: the fork page's patch gap per release, with upstream's own gap for the same fixes
+    (`Summary.upstream_median`) as the reference."""
+    groups: dict[tuple[datetime, str], list[FixGap]] = defaultdict(list)
+    for gap in gaps.fixes:
+        groups[(gap.shipped_at, gap.release)].append(gap)
+    return [(tag, shipped, summarize(group)) for (shipped, tag), group in sorted(groups.items())]

@@ -25,6 +25,7 @@ from tracker.models import (
     FixState,
     FixStatus,
     ForkRelease,
+    TrackedBranch,
     Upstream,
     UpstreamCommit,
     UpstreamRelease,
@@ -233,8 +234,8 @@ def _for_commit(upstream: Upstream, result: LookupResult, prefix: str) -> Lookup
                 "position" if inside else "",
             )
         )
-    snapshots = BranchSnapshot.objects.filter(branch__fork__upstream=upstream)
-    latest = snapshots.latest_by_branch(list(snapshots.values_list("branch_id", flat=True)))
+    branches = TrackedBranch.objects.filter(fork__upstream=upstream).values_list("pk", flat=True)
+    latest = BranchSnapshot.objects.select_related("branch__fork").latest_by_branch(list(branches))
     bases = {
         c.sha: c
         for c in UpstreamCommit.objects.filter(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db.models import OuterRef, Prefetch, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -13,12 +14,16 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tracker import progress as sync_progress
+from tracker.forksecurity import fork_gap_report
+from tracker.gap import by_release, open_fixes
 from tracker.healthz import service_health, source_freshness
 from tracker.lag import worst_status
 from tracker.metrics import render_metrics
 from tracker.models import (
     BranchSnapshot,
     Channel,
+    FixState,
+    FixStatus,
     Fork,
     ForkRelease,
     ForkSecuritySnapshot,
@@ -122,16 +127,47 @@ def _get_fork_or_404(slug: str) -> Fork:
     return get_object_or_404(Fork.objects.select_related("upstream"), slug=slug)
 
 
+RELEASES_SHOWN = 30  # newest releases on the fork page
+
+
 @login_required
 @require_GET
 def fork_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    """A fork: its branches with their latest figures, and the trend charts."""
+    """A fork: its branches with their latest figures, its newest releases with base version,
+    security patch level and open fixes, the fixes its newest release leaves open, and the
+    trend charts (nine queries)."""
+    now = timezone.now()
     fork = _get_fork_or_404(slug)
     branches = list(fork.branches.order_by("name"))
     latest = BranchSnapshot.objects.latest_by_branch([b.pk for b in branches])
     for branch in branches:
         branch.latest = latest.get(branch.pk)
-    ctx = {"fork": fork, "branches": branches}
+    releases = list(fork.releases.select_related("branch").newest_first()[:RELEASES_SHOWN])
+    open_counts = dict(
+        FixStatus.objects.filter(
+            fork=fork, release__in=[r.pk for r in releases], status=FixState.OPEN
+        )
+        .values_list("release")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for release in releases:
+        release.open_count = open_counts.get(release.pk, 0)
+    # The same fixes the security snapshots count: the newest release's, or the branch tips'.
+    rows = FixStatus.objects.filter(fork=fork, status=FixState.OPEN)
+    rows = rows.filter(release=releases[0]) if releases else rows.filter(branch__isnull=False)
+    facts = rows.values_list(
+        "vulnerability__cve",
+        "vulnerability__severity",
+        Coalesce("vulnerability__first_stable_at", "vulnerability__landed_at"),
+    ).distinct()
+    ctx = {
+        "fork": fork,
+        "branches": branches,
+        "releases": releases,
+        "security": ForkSecuritySnapshot.objects.latest_by_fork([fork.pk]).get(fork.pk),
+        "open_fixes": open_fixes(facts, now),
+    }
     return render(request, "tracker/fork.html", ctx)
 
 
@@ -146,6 +182,33 @@ def fork_trends(request: HttpRequest, slug: str) -> JsonResponse:
     for row in BranchSnapshot.objects.trend_points(list(names), since=since):
         series[names[row.pop("branch_id")]].append({**row, "taken_at": row["taken_at"].isoformat()})
     return JsonResponse({"fork": fork.slug, "branches": series})
+
+
+@login_required
+@require_GET
+def fork_security_trends(request: HttpRequest, slug: str) -> JsonResponse:
+    """Series for the fork page's security charts: open fixes by severity, one point per
+    security snapshot; and per release (in ship order) the median days from upstream
+    landing to the release of the fixes it shipped first, beside upstream Chrome's median
+    days from landing to Stable for the same fixes."""
+    now = timezone.now()
+    fork = _get_fork_or_404(slug)
+    since = now - timezone.timedelta(days=HISTORY_DAYS)
+    points = [
+        {**row, "taken_at": row["taken_at"].isoformat()}
+        for row in ForkSecuritySnapshot.objects.trend_points(fork.pk, since=since)
+    ]
+    gap = [
+        {
+            "release": tag,
+            "shipped_at": shipped.isoformat(),
+            "fixes": summary.count,
+            "median_days_from_landing": summary.median_from_landing,
+            "upstream_median_days": summary.upstream_median,
+        }
+        for tag, shipped, summary in by_release(fork_gap_report(fork, now))
+    ]
+    return JsonResponse({"fork": fork.slug, "open": points, "gap": gap})
 
 
 @login_required

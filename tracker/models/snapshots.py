@@ -157,6 +157,15 @@ class SecuritySnapshotQuerySet(models.QuerySet):
         rows = self.filter(fork_id__in=fork_ids, pk=models.Subquery(newest))
         return {row.fork_id: row for row in rows}
 
+    def trend_points(self, fork_id: int, since=None):
+        """The fork page's open-fixes chart: one row per snapshot, oldest first."""
+        rows = self.filter(fork_id=fork_id)
+        if since is not None:
+            rows = rows.filter(taken_at__gte=since)
+        return rows.order_by("taken_at").values(
+            "taken_at", "open_critical", "open_high", "open_medium", "open_low"
+        )
+
 
 class ForkSecuritySnapshot(models.Model):
     """A fork's open upstream security fixes at one moment (append-only, for trend charts).

@@ -1,0 +1,409 @@
+"""Security pages: the matrix of vulnerabilities by fork branch and release (and its CSV), a
+page per CVE with its status and evidence in every fork and its triage, and the lookup box.
+
+Views load, call the domain (`tracker.lookup`, `tracker.forksecurity`) and render. Every page
+runs a fixed number of queries, whatever the number of forks, branches or vulnerabilities.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from tracker.forksecurity import triage
+from tracker.lookup import lookup
+from tracker.models import (
+    FIXED_STATES,
+    BranchSnapshot,
+    FixState,
+    FixStatus,
+    FixTriage,
+    Fork,
+    Severity,
+    TriageDecision,
+    Upstream,
+    Vulnerability,
+)
+
+MATRIX_PAGE_SIZE = 100  # vulnerabilities per matrix page
+MATRIX_RELEASES = 6  # the fork's newest releases shown as matrix columns
+CSV_BATCH = 500  # vulnerabilities per status query while streaming the CSV
+LOOKUP_MAX_LENGTH = 200
+# Spreadsheets run a cell starting with one of these as a formula (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+# --- the matrix --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """A matrix column: a tracked branch tip or a fork release."""
+
+    kind: str  # "branch" or "release"
+    pk: int
+    name: str
+    detail: str  # the upstream ref a branch follows; a release's base version
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.kind, self.pk)
+
+
+class MatrixFilters(forms.Form):
+    """The matrix's filters, from the query string; the dates apply to a vulnerability's
+    first Stable release, or its landing when upstream has not shipped it."""
+
+    STATUS_CHOICES = [("", "any status"), ("fixed", "fixed (base or backport)"), *FixState.choices]
+
+    severity = forms.ChoiceField(choices=[("", "any severity"), *Severity.choices], required=False)
+    in_the_wild = forms.ChoiceField(
+        choices=[("", "in the wild or not"), ("yes", "in the wild"), ("no", "not in the wild")],
+        required=False,
+    )
+    status = forms.ChoiceField(choices=STATUS_CHOICES, required=False, label="in any column")
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+def _get_fork_or_404(slug: str | None) -> Fork | None:
+    """The fork named by `slug`, or the first fork by name when no slug is given (None when
+    there is no fork at all)."""
+    forks = Fork.objects.select_related("upstream").order_by("name")
+    if slug:
+        return get_object_or_404(forks, slug=slug)
+    return forks.first()
+
+
+def _columns(fork: Fork) -> list[Column]:
+    """The fork's tracked branches by name, then its newest releases, newest first."""
+    branches = [
+        Column("branch", pk, name, ref)
+        for pk, name, ref in fork.branches.order_by("name").values_list(
+            "pk", "name", "upstream_ref"
+        )
+    ]
+    releases = [
+        Column("release", pk, tag, version)
+        for pk, tag, version in fork.releases.newest_first().values_list(
+            "pk", "tag", "base_version"
+        )[:MATRIX_RELEASES]
+    ]
+    return branches + releases
+
+
+def _in_columns(columns: list[Column]) -> Q:
+    return Q(branch_id__in=[c.pk for c in columns if c.kind == "branch"]) | Q(
+        release_id__in=[c.pk for c in columns if c.kind == "release"]
+    )
+
+
+def _vulnerabilities(fork: Fork, filters: dict, columns: list[Column]) -> QuerySet:
+    """The fork's upstream's vulnerabilities that pass `filters` (cleaned `MatrixFilters`),
+    newest first: by first Stable release, else by landing, those with neither last."""
+    shipped = Coalesce("first_stable_at", "landed_at")
+    rows = Vulnerability.objects.filter(upstream_id=fork.upstream_id).annotate(shipped=shipped)
+    if filters.get("severity"):
+        rows = rows.filter(severity=filters["severity"])
+    if filters.get("in_the_wild"):
+        rows = rows.filter(in_the_wild=filters["in_the_wild"] == "yes")
+    if filters.get("since"):
+        rows = rows.filter(shipped__date__gte=filters["since"])
+    if filters.get("until"):
+        rows = rows.filter(shipped__date__lte=filters["until"])
+    if status := filters.get("status"):
+        wanted = FIXED_STATES if status == "fixed" else [status]
+        rows = rows.filter(
+            Exists(
+                FixStatus.objects.filter(
+                    _in_columns(columns),
+                    fork=fork,
+                    vulnerability=OuterRef("pk"),
+                    status__in=wanted,
+                )
+            )
+        )
+    return rows.order_by(F("shipped").desc(nulls_last=True), "cve")
+
+
+def _cells(fork: Fork, vuln_ids: list[int], columns: list[Column]) -> dict[tuple, str]:
+    """(vulnerability id, column key) -> status, in one query."""
+    found = {}
+    for vuln_id, release_id, branch_id, status in FixStatus.objects.filter(
+        _in_columns(columns), fork=fork, vulnerability_id__in=vuln_ids
+    ).values_list("vulnerability_id", "release_id", "branch_id", "status"):
+        key = ("release", release_id) if release_id else ("branch", branch_id)
+        found[(vuln_id, key)] = status
+    return found
+
+
+MATRIX_FIELDS = (
+    "pk",
+    "cve",
+    "severity",
+    "title",
+    "component",
+    "in_the_wild",
+    "landed_at",
+    "first_stable_version",
+    "first_stable_at",
+    "upstream_gap_days",
+)
+
+
+@login_required
+@require_GET
+def security_matrix(request: HttpRequest) -> HttpResponse:
+    """The status of each vulnerability in each branch tip and newest release of one fork
+    (``?fork=``), filtered and paginated (eight queries)."""
+    fork = _get_fork_or_404(request.GET.get("fork"))
+    filters = MatrixFilters(request.GET)
+    cleaned = filters.cleaned_data if filters.is_valid() else {}
+    ctx: dict = {"fork": fork, "filters": filters, "forks": Fork.objects.order_by("name")}
+    if fork is not None:
+        columns = _columns(fork)
+        rows = _vulnerabilities(fork, cleaned, columns).values(*MATRIX_FIELDS)
+        page = Paginator(rows, MATRIX_PAGE_SIZE).get_page(request.GET.get("page"))
+        cells = _cells(fork, [v["pk"] for v in page], columns)
+        for vuln in page:
+            vuln["cells"] = [cells.get((vuln["pk"], c.key)) for c in columns]
+        query = request.GET.copy()
+        query.pop("page", None)
+        ctx.update(columns=columns, page=page, query=query.urlencode())
+    return render(request, "tracker/security.html", ctx)
+
+
+def csv_safe(value) -> object:
+    """A CSV cell a spreadsheet shows as text: text that would start a formula gets a
+    leading apostrophe; other values are left as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for csv.writer in a stream."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _csv_lines(fork: Fork, rows: QuerySet, columns: list[Column]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(
+        [
+            "cve",
+            "severity",
+            "in_the_wild",
+            "title",
+            "component",
+            "landed_at",
+            "first_stable_version",
+            "first_stable_at",
+            "upstream_gap_days",
+            *(csv_safe(f"{c.kind} {c.name}") for c in columns),
+        ]
+    )
+    for batch in _batched(rows.values_list(*MATRIX_FIELDS).iterator(CSV_BATCH), CSV_BATCH):
+        cells = _cells(fork, [row[0] for row in batch], columns)
+        for pk, cve, severity, title, component, wild, landed, version, stable, gap in batch:
+            yield writer.writerow(
+                [
+                    csv_safe(value)
+                    for value in (
+                        cve,
+                        severity,
+                        "yes" if wild else "no",
+                        title,
+                        component,
+                        landed.isoformat() if landed else "",
+                        version,
+                        stable.isoformat() if stable else "",
+                        "" if gap is None else round(gap, 2),
+                        *(cells.get((pk, c.key), "") for c in columns),
+                    )
+                ]
+            )
+
+
+@login_required
+@require_GET
+def security_csv(request: HttpRequest) -> HttpResponse:
+    """The whole matrix of one fork with the page's filters, streamed as CSV."""
+    fork = _get_fork_or_404(request.GET.get("fork"))
+    if fork is None:
+        raise Http404("no fork")
+    filters = MatrixFilters(request.GET)
+    cleaned = filters.cleaned_data if filters.is_valid() else {}
+    columns = _columns(fork)
+    response = StreamingHttpResponse(
+        _csv_lines(fork, _vulnerabilities(fork, cleaned, columns), columns),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="security-{fork.slug}.csv"'
+    return response
+
+
+# --- one CVE -----------------------------------------------------------------------------------
+
+
+class TriageForm(forms.Form):
+    fork = forms.SlugField()
+    decision = forms.ChoiceField(choices=TriageDecision.choices)
+    reason = forms.CharField(max_length=2000, strip=True, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+def _get_vulnerability_or_404(cve: str, upstream: str | None = None) -> Vulnerability:
+    """The vulnerability `cve` (any case) of the upstream named `upstream`, or of the first
+    upstream by name that has it."""
+    rows = (
+        Vulnerability.objects.filter(cve__iexact=cve)
+        .select_related("upstream", "first_bulletin")
+        .defer("first_bulletin__content_html", "first_bulletin__unparsed_lines")
+        .order_by("upstream__name")
+    )
+    if upstream:
+        rows = rows.filter(upstream__slug=upstream)
+    found = rows.first()
+    if found is None:
+        raise Http404(f"no vulnerability {cve}")
+    return found
+
+
+def _cve_page(
+    request: HttpRequest, vuln: Vulnerability, form: TriageForm | None = None, status: int = 200
+) -> HttpResponse:
+    """The CVE page: upstream facts, then per fork each branch tip and release with its
+    status and evidence, the triage history and (for staff) a triage form (ten queries)."""
+    forks = list(Fork.objects.filter(upstream_id=vuln.upstream_id).order_by("name"))
+    rows = list(
+        FixStatus.objects.filter(vulnerability=vuln)
+        .select_related("release", "branch")
+        .only(
+            "fork",
+            "release",
+            "branch",
+            "status",
+            "computed",
+            "evidence",
+            "target_sha",
+            "computed_at",
+            "release__tag",
+            "release__tagged_at",
+            "release__shipped_at_override",
+            "release__base_version",
+            "release__patch_level_version",
+            "branch__name",
+            "branch__upstream_ref",
+        )
+    )
+    branch_bases = BranchSnapshot.objects.latest_by_branch(
+        [r.branch_id for r in rows if r.branch_id]
+    )
+    targets: dict[int, list[FixStatus]] = {}
+    for row in rows:
+        if row.branch_id:
+            snapshot = branch_bases.get(row.branch_id)
+            row.base_version = snapshot.base_version if snapshot else ""
+        else:
+            row.base_version = row.release.base_version
+        targets.setdefault(row.fork_id, []).append(row)
+    history = list(
+        FixTriage.objects.filter(vulnerability=vuln).select_related("fork").order_by("-decided_at")
+    )
+    for fork in forks:
+        mine = targets.get(fork.pk, [])
+        # Branch tips by name, then releases newest first.
+        fork.branch_rows = sorted((r for r in mine if r.branch_id), key=lambda r: r.branch.name)
+        fork.release_rows = sorted(
+            (r for r in mine if r.release_id),
+            key=lambda r: (r.release.shipped_at is not None, r.release.shipped_at),
+            reverse=True,
+        )
+        fork.decision = next((t for t in history if t.fork_id == fork.pk), None)
+    ctx = {
+        "vuln": vuln,
+        "bugs": list(vuln.bugs.order_by("bug_id").values_list("bug_id", flat=True)),
+        "fix_commits": list(
+            vuln.fix_commits.select_related("original").order_by("landed_at", "sha")
+        ),
+        "fixed_versions": list(vuln.fixed_versions.order_by("-milestone")),
+        "forks": forks,
+        "history": history,
+        "form": form,
+        "decisions": TriageDecision.choices,
+    }
+    return render(request, "tracker/cve.html", ctx, status=status)
+
+
+@login_required
+@require_GET
+def cve_detail(request: HttpRequest, cve: str) -> HttpResponse:
+    """A vulnerability: what upstream knows and where every fork stands on it."""
+    return _cve_page(request, _get_vulnerability_or_404(cve, request.GET.get("upstream")))
+
+
+@login_required
+@require_POST
+def cve_triage(request: HttpRequest, cve: str) -> HttpResponse:
+    """Record a staff member's decision on a vulnerability for one fork, with the reason
+    (`tracker.forksecurity.triage`), then show the CVE page again."""
+    if not request.user.is_staff:
+        raise PermissionDenied("only staff can triage")
+    vuln = _get_vulnerability_or_404(cve, request.POST.get("upstream"))
+    form = TriageForm(request.POST)
+    if not form.is_valid():
+        return _cve_page(request, vuln, form, status=400)
+    fork = get_object_or_404(Fork, slug=form.cleaned_data["fork"], upstream_id=vuln.upstream_id)
+    decision = form.cleaned_data["decision"]
+    triage(fork, vuln, decision, form.cleaned_data["reason"], now=timezone.now(), user=request.user)
+    messages.success(
+        request, f"{fork.name}: {vuln.cve} recorded as {TriageDecision(decision).label}."
+    )
+    url = reverse("cve", args=[vuln.cve])
+    return redirect(f"{url}?upstream={vuln.upstream.slug}#fork-{fork.slug}")
+
+
+# --- lookup ------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def lookup_page(request: HttpRequest) -> HttpResponse:
+    """The header's lookup box: a CVE, bug id, commit id or version, answered for every
+    upstream by `tracker.lookup`."""
+    query = request.GET.get("q", "").strip()
+    too_long = len(query) > LOOKUP_MAX_LENGTH
+    answers = []
+    if query and not too_long:
+        answers = [(u, lookup(u, query)) for u in Upstream.objects.order_by("name")]
+    ctx = {
+        "query": query,
+        "lookup_query": query,
+        "too_long": too_long,
+        "max_length": LOOKUP_MAX_LENGTH,
+        "answers": answers,
+        "found": any(a.vulnerabilities or a.commits or a.upstream or a.forks for _u, a in answers),
+    }
+    return render(request, "tracker/lookup.html", ctx)
