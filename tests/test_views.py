@@ -219,11 +219,23 @@ def test_fork_and_branch_pages_escape_git_text_and_keep_queries_constant(
         )
     fork_page = staff_client.get(reverse("fork", args=["f1"])).content.decode()
     assert "Fork 1" in fork_page and "release/125" in fork_page
+    from tracker.models import FixStatus, Vulnerability
+
+    vuln = Vulnerability.objects.create(upstream=upstream, cve="CVE-2026-7", severity="low")
+    FixStatus.objects.create(
+        fork=fork,
+        vulnerability=vuln,
+        branch=latest.branch,
+        computed="open",
+        status="open",
+        computed_at=latest.taken_at,
+    )
     with django_assert_max_num_queries(8) as few:
         branch_page = staff_client.get(reverse("branch", args=["f1", "main"])).content.decode()
     assert "<script>alert" not in branch_page and "&lt;script&gt;alert(" in branch_page
     assert "<b>Mallory" not in branch_page
     assert "candidate to drop" in branch_page and "conflict" in branch_page
+    assert 'href="/security/CVE-2026-7/"' in branch_page  # a fix the tip lacks
     for order in range(3, 40):
         SnapshotPatch.objects.create(
             snapshot=latest, order=order, sha="d" * 40, change="added", subject=f"patch {order}"

@@ -214,17 +214,24 @@ def fork_security_trends(request: HttpRequest, slug: str) -> JsonResponse:
 @login_required
 @require_GET
 def branch_detail(request: HttpRequest, slug: str, branch: str) -> HttpResponse:
-    """A branch: its patch set (already upstream? predicted conflicts?) and lag history."""
+    """A branch: its patch set (already upstream? predicted conflicts?), the security fixes
+    its tip lacks, and its lag history."""
     fork = _get_fork_or_404(slug)
     tracked = get_object_or_404(TrackedBranch, fork=fork, name=branch)
     since = timezone.now() - timezone.timedelta(days=HISTORY_DAYS)
     history = list(tracked.snapshots.filter(taken_at__gte=since).order_by("-taken_at"))
     latest = history[0] if history else None
     patches = list(latest.patches.order_by("order")) if latest else []
+    facts = FixStatus.objects.filter(branch=tracked, status=FixState.OPEN).values_list(
+        "vulnerability__cve",
+        "vulnerability__severity",
+        Coalesce("vulnerability__first_stable_at", "vulnerability__landed_at"),
+    )
     ctx = {
         "fork": fork,
         "branch": tracked,
         "latest": latest,
+        "open_fixes": open_fixes(facts, timezone.now()),
         "patches": [p for p in patches if p.change != PatchChange.DROPPED],
         "dropped": [p for p in patches if p.change == PatchChange.DROPPED],
         "history": history,
