@@ -137,3 +137,23 @@ def test_subscribe_and_unsubscribe(client, django_user_model):
     nomail = django_user_model.objects.create_user("nomail", password="p")
     client.force_login(nomail)
     assert client.post(reverse("alert-subscribe"), {"fork": ""}).status_code == 400
+
+
+def test_admin_rotates_a_feed_url(client, admin_user):
+    fork = _forks(1)[0]
+    old = reverse("alert-feed", args=[fork.slug, fork.alert_feed_token])
+    client.force_login(admin_user)
+    page = client.get(reverse("admin:tracker_fork_change", args=[fork.pk])).content.decode()
+    assert old in page  # the fork's admin page shows its feed URL
+    response = client.post(
+        reverse("admin:tracker_fork_changelist"),
+        {"action": "rotate_feed_token", "_selected_action": [fork.pk]},
+    )
+    assert response.status_code == 302
+    fork.refresh_from_db()
+    client.logout()
+    assert client.get(old).status_code == 403
+    assert (
+        client.get(reverse("alert-feed", args=[fork.slug, fork.alert_feed_token])).status_code
+        == 200
+    )

@@ -19,6 +19,7 @@ from tracker.models import (
     TrackedBranch,
     Upstream,
 )
+from tracker.models.repos import new_feed_token
 from tracker.secrets import encrypt_credentials
 
 
@@ -56,9 +57,17 @@ class ForkAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "upstream", "git_url", "last_synced_at"]
     list_filter = ["kind", "upstream"]
     prepopulated_fields = {"slug": ["name"]}
-    exclude = ["git_credentials"]
+    exclude = ["git_credentials", "alert_feed_token"]
     readonly_fields = ["last_synced_at", "last_error", "alert_feed"]
     inlines = [TrackedBranchInline]
+
+    actions = ["rotate_feed_token"]
+
+    @admin.action(description="Give the selected forks new alert feed URLs (old ones stop)")
+    def rotate_feed_token(self, request, queryset):
+        for fork in queryset:
+            fork.alert_feed_token = new_feed_token()
+            fork.save(update_fields=["alert_feed_token"])
 
     @admin.display(description="Atom feed of alerts")
     def alert_feed(self, obj):
