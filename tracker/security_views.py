@@ -8,6 +8,7 @@ runs a fixed number of queries, whatever the number of forks, branches or vulner
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -43,6 +44,7 @@ from tracker.models import (
 MATRIX_PAGE_SIZE = 100  # vulnerabilities per matrix page
 MATRIX_RELEASES = 6  # the fork's newest releases shown as matrix columns
 CSV_BATCH = 500  # vulnerabilities per status query while streaming the CSV
+CVE_RELEASES = 5  # releases per fork with their evidence on a CVE page (older: status only)
 LOOKUP_MAX_LENGTH = 200
 # Spreadsheets run a cell starting with one of these as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -152,6 +154,11 @@ def _cells(fork: Fork, vuln_ids: list[int], columns: list[Column]) -> dict[tuple
     return found
 
 
+# A matrix cell: (status, short words, full label); computed once, not per cell.
+SHORT = {FixState.BASE: "base", FixState.BACKPORT: "backport", FixState.WILL_NOT_FIX: "won't fix"}
+CELLS = {state: (state, SHORT.get(state, label), label) for state, label in FixState.choices}
+NOT_COMPUTED = ("none", "not computed", "not computed yet")
+
 MATRIX_FIELDS = (
     "pk",
     "cve",
@@ -181,7 +188,9 @@ def security_matrix(request: HttpRequest) -> HttpResponse:
         page = Paginator(rows, MATRIX_PAGE_SIZE).get_page(request.GET.get("page"))
         cells = _cells(fork, [v["pk"] for v in page], columns)
         for vuln in page:
-            vuln["cells"] = [cells.get((vuln["pk"], c.key)) for c in columns]
+            vuln["cells"] = [
+                CELLS.get(cells.get((vuln["pk"], c.key)), NOT_COMPUTED) for c in columns
+            ]
         query = request.GET.copy()
         query.pop("page", None)
         ctx.update(columns=columns, page=page, query=query.urlencode())
@@ -196,22 +205,19 @@ def csv_safe(value) -> object:
     return value
 
 
-class _Echo:
-    """A file-like object whose write returns the line, for csv.writer in a stream."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 def _batched(items: Iterable, size: int) -> Iterator[list]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
 
 
-def _csv_lines(fork: Fork, rows: QuerySet, columns: list[Column]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(
+def _csv_chunks(fork: Fork, rows: QuerySet, columns: list[Column]) -> Iterator[str]:
+    """The CSV, one chunk per batch of vulnerabilities. Text from upstream (CVE, title,
+    component) and from git (branch and tag names) goes through `csv_safe`; the rest is the
+    dashboard's own words, dates and numbers."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(
         [
             "cve",
             "severity",
@@ -225,26 +231,28 @@ def _csv_lines(fork: Fork, rows: QuerySet, columns: list[Column]) -> Iterator[st
             *(csv_safe(f"{c.kind} {c.name}") for c in columns),
         ]
     )
+    keys = [c.key for c in columns]
     for batch in _batched(rows.values_list(*MATRIX_FIELDS).iterator(CSV_BATCH), CSV_BATCH):
         cells = _cells(fork, [row[0] for row in batch], columns)
         for pk, cve, severity, title, component, wild, landed, version, stable, gap in batch:
-            yield writer.writerow(
+            writer.writerow(
                 [
-                    csv_safe(value)
-                    for value in (
-                        cve,
-                        severity,
-                        "yes" if wild else "no",
-                        title,
-                        component,
-                        landed.isoformat() if landed else "",
-                        version,
-                        stable.isoformat() if stable else "",
-                        "" if gap is None else round(gap, 2),
-                        *(cells.get((pk, c.key), "") for c in columns),
-                    )
+                    csv_safe(cve),
+                    severity,
+                    "yes" if wild else "no",
+                    csv_safe(title),
+                    csv_safe(component),
+                    landed.isoformat() if landed else "",
+                    version,
+                    stable.isoformat() if stable else "",
+                    "" if gap is None else round(gap, 2),
+                    *[cells.get((pk, key), "") for key in keys],
                 ]
             )
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
 
 
 @login_required
@@ -258,7 +266,7 @@ def security_csv(request: HttpRequest) -> HttpResponse:
     cleaned = filters.cleaned_data if filters.is_valid() else {}
     columns = _columns(fork)
     response = StreamingHttpResponse(
-        _csv_lines(fork, _vulnerabilities(fork, cleaned, columns), columns),
+        _csv_chunks(fork, _vulnerabilities(fork, cleaned, columns), columns),
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = f'attachment; filename="security-{fork.slug}.csv"'
@@ -334,13 +342,19 @@ def _cve_page(
     )
     for fork in forks:
         mine = targets.get(fork.pk, [])
-        # Branch tips by name, then releases newest first.
-        fork.branch_rows = sorted((r for r in mine if r.branch_id), key=lambda r: r.branch.name)
-        fork.release_rows = sorted(
+        # Branch tips by name, then releases newest first; evidence for the newest only.
+        branch_rows = sorted((r for r in mine if r.branch_id), key=lambda r: r.branch.name)
+        release_rows = sorted(
             (r for r in mine if r.release_id),
             key=lambda r: (r.release.shipped_at is not None, r.release.shipped_at),
             reverse=True,
         )
+        for row in branch_rows:
+            row.kind, row.name, row.shipped_at = "branch", row.branch.name, None
+        for row in release_rows:
+            row.kind, row.name, row.shipped_at = "release", row.release.tag, row.release.shipped_at
+        fork.rows = branch_rows + release_rows[:CVE_RELEASES]
+        fork.older = release_rows[CVE_RELEASES:]
         fork.decision = next((t for t in history if t.fork_id == fork.pk), None)
     ctx = {
         "vuln": vuln,

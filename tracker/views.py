@@ -128,6 +128,7 @@ def _get_fork_or_404(slug: str) -> Fork:
 
 
 RELEASES_SHOWN = 30  # newest releases on the fork page
+OPEN_FIXES_SHOWN = 50  # oldest open fixes on the fork page (the matrix lists them all)
 
 
 @login_required
@@ -161,12 +162,14 @@ def fork_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "vulnerability__severity",
         Coalesce("vulnerability__first_stable_at", "vulnerability__landed_at"),
     ).distinct()
+    listed = open_fixes(facts, now)
     ctx = {
         "fork": fork,
         "branches": branches,
         "releases": releases,
         "security": ForkSecuritySnapshot.objects.latest_by_fork([fork.pk]).get(fork.pk),
-        "open_fixes": open_fixes(facts, now),
+        "open_fixes": listed[:OPEN_FIXES_SHOWN],
+        "open_more": max(len(listed) - OPEN_FIXES_SHOWN, 0),
     }
     return render(request, "tracker/fork.html", ctx)
 

@@ -679,11 +679,12 @@ def fork_gap_report(fork: Fork, now: datetime) -> ForkGaps:
             landed = roll_landed[pk]
             gap = days_between(landed, stable)
         fixes.append(GapFix(cve, severity, landed, stable, gap))
+    cve_of = {r[0]: r[1] for r in rows}
     carried: dict[int, set[str]] = defaultdict(set)
-    for release_id, cve in FixStatus.objects.filter(
+    for release_id, vuln_id in FixStatus.objects.filter(
         fork=fork, release__isnull=False, computed__in=[FixState.BASE, FixState.BACKPORT]
-    ).values_list("release_id", "vulnerability__cve"):
-        carried[release_id].add(cve)
+    ).values_list("release_id", "vulnerability_id"):
+        carried[release_id].add(cve_of[vuln_id])
     releases = [
         ShippedRelease(r.tag, r.shipped_at, frozenset(carried.get(r.pk, ())))
         for r in ForkRelease.objects.filter(fork=fork)

@@ -5,19 +5,21 @@ from __future__ import annotations
 from django.db import models
 
 from tracker.lag import lag_status
-from tracker.models.repos import TrackedBranch
+from tracker.models.repos import Fork, TrackedBranch
 
 
 class SnapshotQuerySet(models.QuerySet):
     def latest_by_branch(self, branch_ids: list[int]) -> dict[int, BranchSnapshot]:
         """The newest snapshot of each branch, in one query (overview and fork pages)."""
+        # One index probe per branch: comparing each snapshot with its branch's newest would
+        # probe once per snapshot (a year of daily ones per branch).
         newest = (
-            self.model.objects.filter(branch=models.OuterRef("branch"))
+            self.model.objects.filter(branch=models.OuterRef("pk"))
             .order_by("-taken_at")
             .values("pk")[:1]
         )
-        rows = self.filter(branch_id__in=branch_ids, pk=models.Subquery(newest))
-        return {s.branch_id: s for s in rows}
+        ids = TrackedBranch.objects.filter(pk__in=branch_ids).values(latest=models.Subquery(newest))
+        return {s.branch_id: s for s in self.filter(pk__in=ids)}
 
     def trend_points(self, branch_ids: list[int], since=None):
         """The fork page's trend series: one row per snapshot, oldest first."""
@@ -148,14 +150,15 @@ class SnapshotPatch(models.Model):
 
 class SecuritySnapshotQuerySet(models.QuerySet):
     def latest_by_fork(self, fork_ids: list[int]) -> dict[int, ForkSecuritySnapshot]:
-        """The newest snapshot of each fork in `fork_ids` (one query)."""
+        """The newest snapshot of each fork in `fork_ids` (one query; one index probe per
+        fork, as `SnapshotQuerySet.latest_by_branch`)."""
         newest = (
-            self.model.objects.filter(fork=models.OuterRef("fork"))
+            self.model.objects.filter(fork=models.OuterRef("pk"))
             .order_by("-taken_at")
             .values("pk")[:1]
         )
-        rows = self.filter(fork_id__in=fork_ids, pk=models.Subquery(newest))
-        return {row.fork_id: row for row in rows}
+        ids = Fork.objects.filter(pk__in=fork_ids).values(latest=models.Subquery(newest))
+        return {row.fork_id: row for row in self.filter(pk__in=ids)}
 
     def trend_points(self, fork_id: int, since=None):
         """The fork page's open-fixes chart: one row per snapshot, oldest first."""

@@ -14,12 +14,3 @@ def fix_label(status: str) -> str:
         return FixState(status).label
     except ValueError:
         return status
-
-
-SHORT = {"base": "base", "backport": "backport", "will_not_fix": "won't fix"}
-
-
-@register.filter
-def fix_short(status: str) -> str:
-    """A fix status in one or two words, for the matrix cells (`fix_label` in their title)."""
-    return SHORT.get(status) or fix_label(status)
