@@ -44,13 +44,15 @@ class ForkReleaseQuerySet(models.QuerySet):
 
     def newest_by_fork(self, fork_ids: list[int]) -> dict[int, ForkRelease]:
         """The newest release of each fork in `fork_ids`, in one query (overview page)."""
-        rows = self.filter(fork_id__in=fork_ids, pk=models.Subquery(_newest_release_of_fork()))
-        return {row.fork_id: row for row in rows}
+        # One index probe per fork, not one per release.
+        ids = Fork.objects.filter(pk__in=fork_ids).values(latest=_newest_release_of("pk"))
+        return {row.fork_id: row for row in self.filter(pk__in=ids)}
 
 
-def _newest_release_of_fork():
-    """Subquery: the pk of the newest release of the outer row's fork."""
-    return ForkRelease.objects.filter(fork=models.OuterRef("fork")).newest_first().values("pk")[:1]
+def _newest_release_of(fork: str) -> models.Subquery:
+    """Subquery: the pk of the newest release of the fork the outer query's `fork` names."""
+    newest = ForkRelease.objects.filter(fork=models.OuterRef(fork)).newest_first()
+    return models.Subquery(newest.values("pk")[:1])
 
 
 class ForkRelease(models.Model):
@@ -127,7 +129,7 @@ class FixStatusQuerySet(models.QuerySet):
     def open_in_newest_release(self):
         """The open statuses of each fork's newest release: the metrics' open fixes and the
         security snapshots behind the overview and the fork page's chart."""
-        return self.filter(status=FixState.OPEN, release=models.Subquery(_newest_release_of_fork()))
+        return self.filter(status=FixState.OPEN, release=_newest_release_of("fork"))
 
 
 class FixStatus(models.Model):
