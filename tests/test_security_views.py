@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from tracker.models import (
     BranchSnapshot,
+    Bulletin,
     FixCommit,
     FixStatus,
     FixTriage,
@@ -49,6 +50,15 @@ def _vulnerabilities(upstream, count):
     first = vulns[0]
     first.title = f'=HYPERLINK("http://evil") {XSS}'
     first.reporter = "<b>Reporter</b>"
+    first.first_bulletin = Bulletin.objects.create(
+        post_id="post-1",
+        url="javascript:alert(1)",  # a feed could say anything
+        title=f"Stable Channel Update {XSS}",
+        published=T0,
+        updated=T0,
+        first_seen_at=T0,
+        changed_at=T0,
+    )
     first.save()
     VulnerabilityBug.objects.create(vulnerability=first, bug_id=40075979)
     FixCommit.objects.create(
@@ -287,6 +297,7 @@ def test_cve_page_shows_status_and_evidence_per_fork_escaped_in_constant_queries
     assert "<h1>CVE-2026-1000" in body
     assert XSS not in body and "&lt;script&gt;alert(" in body  # title and commit subject
     assert "<b>Reporter" not in body and "&lt;b&gt;Reporter" in body
+    assert "Stable Channel Update &lt;script&gt;" in body and "javascript:" not in body
     assert "40075979" in body and "refs/heads/main@{#1217350}" in body
     # Evidence: method, upstream commit, fork commit (its trailer), patch file, base version.
     assert "by <code>trailer</code>" in body and "fork commit <code" in body

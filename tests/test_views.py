@@ -371,3 +371,29 @@ def test_fork_security_trends_open_fixes_and_gap_per_release_against_upstream(st
             "upstream_median_days": 4.0,
         },
     ]
+
+
+def _queries(client, url) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured.captured_queries)
+
+
+@pytest.mark.django_db
+def test_trend_endpoints_answer_in_constant_queries(staff_client):
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    fork = _fork_with_snapshot(upstream, 1)
+    _fork_with_snapshot(upstream, 2)
+    _open_fixes(fork, 3)
+    urls = [reverse(name, args=["f1"]) for name in ("fork-trends", "fork-security-trends")]
+    two = [_queries(staff_client, url) for url in urls]
+    # session, user, fork, then the branches and their points; the security snapshots and
+    # the gap report (vulnerabilities, roll landings, carried fixes, releases, triage)
+    assert two == [5, 9]
+    for n in range(3, 21):
+        _fork_with_snapshot(upstream, n)
+    _open_fixes(fork, 30)
+    assert [_queries(staff_client, url) for url in urls] == two

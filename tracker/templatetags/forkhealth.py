@@ -14,3 +14,14 @@ def fix_label(status: str) -> str:
         return FixState(status).label
     except ValueError:
         return status
+
+
+@register.filter
+def http_url(value: str) -> str:
+    """`value` when it is an http(s) URL, else "": links to URLs that came from upstream
+    sources, which autoescaping alone would not stop from being ``javascript:`` links."""
+    return (
+        value
+        if isinstance(value, str) and value.lower().startswith(("https://", "http://"))
+        else ""
+    )
