@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, OuterRef, Prefetch, Subquery
-from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -154,15 +153,9 @@ def fork_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )
     for release in releases:
         release.open_count = open_counts.get(release.pk, 0)
-    # The same fixes the security snapshots count: the newest release's, or the branch tips'.
-    rows = FixStatus.objects.filter(fork=fork, status=FixState.OPEN)
-    rows = rows.filter(release=releases[0]) if releases else rows.filter(branch__isnull=False)
-    facts = rows.values_list(
-        "vulnerability__cve",
-        "vulnerability__severity",
-        Coalesce("vulnerability__first_stable_at", "vulnerability__landed_at"),
-    ).distinct()
-    listed = open_fixes(facts, now)
+    # The fixes the security snapshots count: the newest release's, or the branch tips'.
+    newest = releases[0] if releases else None
+    listed = open_fixes(FixStatus.objects.counted_open(fork, newest).open_fix_facts(), now)
     ctx = {
         "fork": fork,
         "branches": branches,
@@ -225,11 +218,7 @@ def branch_detail(request: HttpRequest, slug: str, branch: str) -> HttpResponse:
     history = list(tracked.snapshots.filter(taken_at__gte=since).order_by("-taken_at"))
     latest = history[0] if history else None
     patches = list(latest.patches.order_by("order")) if latest else []
-    facts = FixStatus.objects.filter(branch=tracked, status=FixState.OPEN).values_list(
-        "vulnerability__cve",
-        "vulnerability__severity",
-        Coalesce("vulnerability__first_stable_at", "vulnerability__landed_at"),
-    )
+    facts = FixStatus.objects.filter(branch=tracked, status=FixState.OPEN).open_fix_facts()
     ctx = {
         "fork": fork,
         "branch": tracked,

@@ -637,18 +637,8 @@ def record_security_snapshot(fork: Fork, now: datetime) -> ForkSecuritySnapshot:
     release, or of its branch tips (a fix open on any of them) when it has no release. A
     second record at the same `now` replaces the first (the demo updates a fork twice)."""
     newest = ForkRelease.objects.filter(fork=fork).newest_first().first()
-    rows = FixStatus.objects.filter(fork=fork, status=FixState.OPEN)
-    rows = rows.filter(release=newest) if newest else rows.filter(branch__isnull=False)
-    facts = {
-        vuln_id: (severity, stable or landed)
-        for vuln_id, severity, stable, landed in rows.values_list(
-            "vulnerability_id",
-            "vulnerability__severity",
-            "vulnerability__first_stable_at",
-            "vulnerability__landed_at",
-        )
-    }
-    counts = count_open(facts.values(), now)
+    facts = FixStatus.objects.counted_open(fork, newest).open_fix_facts()
+    counts = count_open(((severity, since) for _cve, severity, since in facts), now)
     snapshot, _ = ForkSecuritySnapshot.objects.update_or_create(
         fork=fork,
         taken_at=now,

@@ -131,6 +131,19 @@ class FixStatusQuerySet(models.QuerySet):
         security snapshots behind the overview and the fork page's chart."""
         return self.filter(status=FixState.OPEN, release=_newest_release_of("fork"))
 
+    def counted_open(self, fork: Fork, newest: ForkRelease | None):
+        """The open statuses a fork's security figures count: those of `newest`, its newest
+        release, or of its branch tips when it has none (security snapshots, fork page)."""
+        rows = self.filter(fork=fork, status=FixState.OPEN)
+        return rows.filter(release=newest) if newest else rows.filter(branch__isnull=False)
+
+    def open_fix_facts(self):
+        """(cve, severity, since) once per vulnerability among these statuses, where *since*
+        is upstream's first Stable release with the fix, else its landing (as
+        `tracker.gap.OpenFix`): the fork and branch pages' open fixes, the snapshots' ages."""
+        since = Coalesce("vulnerability__first_stable_at", "vulnerability__landed_at")
+        return self.values_list("vulnerability__cve", "vulnerability__severity", since).distinct()
+
 
 class FixStatus(models.Model):
     """The status of one vulnerability in one fork release or one tracked branch tip.
