@@ -99,29 +99,21 @@ def enqueue(event: AlertEvent, now: datetime) -> int:
         return 0
     emails, hooks = recipients(event.alert.fork_id)
     digest = event.kind == AlertEventKind.REMINDED or event.alert.priority != AlertPriority.HIGH
-    email_due = next_digest_time(now) if digest else now
+    # (channel, recipient, digest?): webhooks get every transition at once, never reminders.
+    targets = [(DeliveryChannel.EMAIL, address, digest) for address in emails]
+    if event.kind != AlertEventKind.REMINDED:
+        targets += [(DeliveryChannel.WEBHOOK, url, False) for url in hooks]
     rows = [
         Delivery(
             event=event,
-            channel=DeliveryChannel.EMAIL,
-            recipient=address,
-            digest=digest,
-            due_at=email_due,
+            channel=channel,
+            recipient=recipient,
+            digest=batched,
+            due_at=next_digest_time(now) if batched else now,
             created_at=now,
         )
-        for address in emails
+        for channel, recipient, batched in targets
     ]
-    if event.kind != AlertEventKind.REMINDED:
-        rows += [
-            Delivery(
-                event=event,
-                channel=DeliveryChannel.WEBHOOK,
-                recipient=url,
-                due_at=now,
-                created_at=now,
-            )
-            for url in hooks
-        ]
     Delivery.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
 
