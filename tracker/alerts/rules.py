@@ -52,6 +52,10 @@ class Thresholds:
         return replace(self, fix_days=fix_days, **plain)
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def milestone_supported(
     milestone: int, stable_milestone: int | None, support_end: date | None, today: date
 ) -> bool:
@@ -158,8 +162,8 @@ def lag_conditions(branches: Iterable[BranchFacts], t: Thresholds) -> list[Condi
                     kind="conflicts_rising",
                     priority=Priority.NORMAL,
                     fork=b.fork,
-                    summary=f"{where}: predicted rebase conflicts rose from {previous} to "
-                    f"{b.conflicting_patches} patches",
+                    summary=f"{where}: patches predicted to conflict on the next rebase rose "
+                    f"from {previous} to {b.conflicting_patches} since the last rebase",
                     figures={
                         "conflicting_patches": b.conflicting_patches,
                         "previous": previous,
@@ -174,8 +178,8 @@ def lag_conditions(branches: Iterable[BranchFacts], t: Thresholds) -> list[Condi
                     kind="patches_upstreamed",
                     priority=Priority.INFO,
                     fork=b.fork,
-                    summary=f"{where}: {b.patches_upstreamed} fork patches are already upstream "
-                    "and can be dropped",
+                    summary=f"{where}: already upstream, can be dropped: "
+                    f"{_count(b.patches_upstreamed, 'fork patch', 'fork patches')}",
                     figures={
                         "patches_upstreamed": b.patches_upstreamed,
                         "patches": list(b.upstreamed_subjects),
@@ -299,7 +303,8 @@ def new_stable_condition(version: str, cves: list[str]) -> Condition | None:
         kind="upstream_stable",
         priority=Priority.INFO,
         fork=None,
-        summary=f"Upstream Stable {version} ships {len(cves)} security fixes: "
+        summary=f"Upstream Stable {version} ships "
+        f"{_count(len(cves), 'security fix', 'security fixes')}: "
         + ", ".join(cves[:10])
         + ("…" if len(cves) > 10 else ""),
         figures={"version": version, "cves": cves},
