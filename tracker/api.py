@@ -16,13 +16,17 @@ from rest_framework.response import Response
 
 from tracker.git import UnsafeGitInput, check_ref_name, check_sha
 from tracker.models import (
+    Alert,
+    AlertState,
     BranchSnapshot,
+    FixStatus,
     Fork,
     ForkKind,
     ForkRelease,
     ReleaseSource,
     TrackedBranch,
     Upstream,
+    Vulnerability,
 )
 from tracker.registry import register_fork
 
@@ -220,3 +224,156 @@ class SnapshotViewSet(viewsets.ReadOnlyModelViewSet):
         if branch := self.request.query_params.get("branch"):
             rows = rows.filter(branch__name=branch)
         return rows
+
+
+class VulnerabilitySerializer(serializers.ModelSerializer):
+    upstream = serializers.CharField(source="upstream.slug", read_only=True)
+    bugs = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Vulnerability
+        fields = [
+            "upstream",
+            "cve",
+            "severity",
+            "title",
+            "component",
+            "in_the_wild",
+            "bugs",
+            "landed_at",
+            "first_stable_version",
+            "first_stable_at",
+            "upstream_gap_days",
+        ]
+
+    def get_bugs(self, obj) -> list[int]:
+        return [b.bug_id for b in obj.bugs.all()]
+
+
+class VulnerabilityViewSet(viewsets.ReadOnlyModelViewSet):
+    """Upstream security fixes, newest first; filter with ?severity=, ?in_the_wild=true."""
+
+    serializer_class = VulnerabilitySerializer
+    permission_classes = [StaffWrites]
+    lookup_field = "cve"
+    lookup_value_regex = r"CVE-\d{4}-\d{4,7}"
+
+    def get_queryset(self):
+        rows = (
+            Vulnerability.objects.select_related("upstream")
+            .prefetch_related("bugs")
+            .order_by("-first_stable_at", "-cve")
+        )
+        if severity := self.request.query_params.get("severity"):
+            rows = rows.filter(severity=severity)
+        if self.request.query_params.get("in_the_wild") in ("1", "true"):
+            rows = rows.filter(in_the_wild=True)
+        return rows
+
+
+class FixStatusSerializer(serializers.ModelSerializer):
+    """One cell of the security matrix: a CVE in a fork release or branch tip."""
+
+    fork = serializers.CharField(source="fork.slug", read_only=True)
+    cve = serializers.CharField(source="vulnerability.cve", read_only=True)
+    severity = serializers.CharField(source="vulnerability.severity", read_only=True)
+    release = serializers.CharField(source="release.tag", default=None, read_only=True)
+    branch = serializers.CharField(source="branch.name", default=None, read_only=True)
+
+    class Meta:
+        model = FixStatus
+        fields = [
+            "fork",
+            "cve",
+            "severity",
+            "release",
+            "branch",
+            "status",
+            "computed",
+            "evidence",
+            "target_sha",
+            "computed_at",
+        ]
+
+
+class FixStatusViewSet(viewsets.ReadOnlyModelViewSet):
+    """The security matrix as rows; filter with ?fork=, ?cve=, ?status=, ?release=,
+    ?branch=. Statuses: base, backport, open, not_affected, will_not_fix."""
+
+    serializer_class = FixStatusSerializer
+    permission_classes = [StaffWrites]
+
+    def get_queryset(self):
+        rows = FixStatus.objects.select_related(
+            "fork", "vulnerability", "release", "branch"
+        ).order_by("fork_id", "vulnerability__cve", "release_id", "branch_id")
+        params = self.request.query_params
+        filters = {
+            "fork": "fork__slug",
+            "cve": "vulnerability__cve",
+            "status": "status",
+            "release": "release__tag",
+            "branch": "branch__name",
+        }
+        for param, field in filters.items():
+            if value := params.get(param):
+                rows = rows.filter(**{field: value})
+        return rows
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    fork = serializers.CharField(source="fork.slug", default=None, read_only=True)
+
+    class Meta:
+        model = Alert
+        exclude = []
+
+
+class AlertViewSet(viewsets.ReadOnlyModelViewSet):
+    """Alerts, newest first; ?state=open|resolved, ?fork=<slug>. Any logged-in user may
+    acknowledge one (POST .../acknowledge/), as on the alerts page."""
+
+    serializer_class = AlertSerializer
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get_queryset(self):
+        rows = Alert.objects.select_related("fork").order_by("-opened_at", "-pk")
+        if (state := self.request.query_params.get("state")) in AlertState.values:
+            rows = rows.filter(state=state)
+        if fork := self.request.query_params.get("fork"):
+            rows = rows.filter(fork__slug=fork)
+        return rows
+
+    @extend_schema(request=None, responses={200: AlertSerializer})
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, pk=None):
+        from django.utils import timezone
+
+        from tracker.alerts.lifecycle import acknowledge
+
+        alert = self.get_object()
+        acknowledge(alert, by=request.user.get_username(), now=timezone.now())
+        alert.refresh_from_db()
+        return Response(AlertSerializer(alert).data)
+
+
+class LookupViewSet(viewsets.ViewSet):
+    """GET /api/lookup/?q=<CVE, bug id, commit id or version>: what contains it, for every
+    upstream (see tracker.lookup)."""
+
+    permission_classes = [StaffWrites]
+
+    @extend_schema(responses={200: dict})
+    def list(self, request):
+        from dataclasses import asdict
+
+        from tracker.lookup import lookup
+
+        query = request.query_params.get("q", "")[:200]
+        if not query.strip():
+            return Response({"detail": "give ?q=<CVE, bug id, commit id or version>"}, 400)
+        results = [
+            {"upstream": upstream.slug, **asdict(lookup(upstream, query))}
+            for upstream in Upstream.objects.order_by("slug")
+        ]
+        return Response({"query": query, "results": results})

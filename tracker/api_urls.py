@@ -9,6 +9,10 @@ router.register("upstreams", api.UpstreamViewSet, basename="upstream")
 router.register("forks", api.ForkViewSet, basename="fork")
 router.register("snapshots", api.SnapshotViewSet, basename="snapshot")
 router.register("releases", api.ForkReleaseViewSet, basename="release")
+router.register("vulnerabilities", api.VulnerabilityViewSet, basename="vulnerability")
+router.register("fix-statuses", api.FixStatusViewSet, basename="fix-status")
+router.register("alerts", api.AlertViewSet, basename="alert")
+router.register("lookup", api.LookupViewSet, basename="lookup")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
