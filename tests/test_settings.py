@@ -108,3 +108,20 @@ def test_site_url_must_be_absolute():
     )
     with pytest.raises(ConfigError, match="SITE_URL"):
         site_url("SITE_URL", "", {"SITE_URL": "/relative"})
+
+
+def test_every_environment_variable_is_in_the_readme_table():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    source = (root / "dashboard" / "settings.py").read_text() + (
+        root / "dashboard" / "env.py"
+    ).read_text()
+    read = set(re.findall(r'(?:env_\w+|database_config|redis_url|site_url)\("([A-Z_]+)"', source))
+    table = "\n".join(
+        line for line in (root / "README.md").read_text().splitlines() if line.startswith("| `")
+    )
+    documented = set(re.findall(r"`([A-Z_]+)`", table))
+    assert len(read) > 30
+    assert read - documented == set()
