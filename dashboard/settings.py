@@ -53,6 +53,9 @@ CHROME_RELEASES_FEED_URL = site_url(
 UPSTREAM_HTTP_TIMEOUT = env_int("UPSTREAM_HTTP_TIMEOUT", 30, minimum=1)
 # Hours after which a source whose last success is older is shown (and alerted) as stale.
 SOURCE_STALE_HOURS = env_int("SOURCE_STALE_HOURS", 24, minimum=1)
+# Page bodies are cached until their data changes (tracker.pagecache); this bounds how stale
+# their relative times get. 0 turns the cache off.
+PAGE_CACHE_SECONDS = env_int("PAGE_CACHE_SECONDS", 60, minimum=0)
 # Bearer token a Prometheus scraper sends to /metrics (unset: only logged-in users see it).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 

@@ -22,6 +22,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -41,6 +42,7 @@ from tracker.models import (
     Upstream,
     Vulnerability,
 )
+from tracker.pagecache import CSRF_SLOT, cached_body, fill_csrf
 
 MATRIX_PAGE_SIZE = 100  # vulnerabilities per matrix page
 MATRIX_RELEASES = 6  # the fork's newest releases shown as matrix columns
@@ -186,6 +188,17 @@ def security_matrix(request: HttpRequest) -> HttpResponse:
     """The status of each vulnerability in each branch tip and newest release of one fork
     (``?fork=``), filtered and paginated (eight queries)."""
     fork = _get_fork_or_404(request.GET.get("fork"))
+    body = cached_body(
+        "security",
+        [fork.pk if fork else None, request.GET.urlencode()],
+        lambda: render_to_string(
+            "tracker/security_body.html", _matrix_context(request, fork), request=request
+        ),
+    )
+    return render(request, "tracker/security.html", {"fork": fork, "body": body})
+
+
+def _matrix_context(request: HttpRequest, fork: Fork | None) -> dict:
     filters = MatrixFilters(request.GET)
     cleaned = filters.cleaned_data if filters.is_valid() else {}
     ctx: dict = {"fork": fork, "filters": filters, "forks": Fork.objects.order_by("name")}
@@ -203,7 +216,7 @@ def security_matrix(request: HttpRequest) -> HttpResponse:
         query = request.GET.copy()
         query.pop("page", None)
         ctx.update(columns=columns, page=page, query=query.urlencode())
-    return render(request, "tracker/security.html", ctx)
+    return ctx
 
 
 def csv_safe(value) -> object:
@@ -312,7 +325,21 @@ def _cve_page(
     request: HttpRequest, vuln: Vulnerability, form: TriageForm | None = None, status: int = 200
 ) -> HttpResponse:
     """The CVE page: upstream facts, then per fork each branch tip and release with its
-    status and evidence, the triage history and (for staff) a triage form (ten queries)."""
+    status and evidence, the triage history and (for staff) a triage form (ten queries;
+    two when the body is cached)."""
+
+    def build() -> str:
+        ctx = _cve_context(vuln, form)
+        ctx["csrf_slot"] = CSRF_SLOT
+        return render_to_string("tracker/cve_body.html", ctx, request=request)
+
+    # A page showing a form's errors is built for this request only.
+    body = build() if form else cached_body("cve", [vuln.pk, request.user.is_staff], build)
+    ctx = {"vuln": vuln, "body": fill_csrf(body, request)}
+    return render(request, "tracker/cve.html", ctx, status=status)
+
+
+def _cve_context(vuln: Vulnerability, form: TriageForm | None) -> dict:
     forks = list(Fork.objects.filter(upstream_id=vuln.upstream_id).order_by("name"))
     rows = list(
         FixStatus.objects.filter(vulnerability=vuln)
@@ -365,7 +392,7 @@ def _cve_page(
         fork.rows = branch_rows + release_rows[:CVE_RELEASES]
         fork.older = release_rows[CVE_RELEASES:]
         fork.decision = next((t for t in history if t.fork_id == fork.pk), None)
-    ctx = {
+    return {
         "vuln": vuln,
         "bugs": list(vuln.bugs.order_by("bug_id").values_list("bug_id", flat=True)),
         "fix_commits": list(
@@ -377,7 +404,6 @@ def _cve_page(
         "form": form,
         "decisions": TriageDecision.choices,
     }
-    return render(request, "tracker/cve.html", ctx, status=status)
 
 
 @login_required

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, OuterRef, Prefetch, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_GET
@@ -29,8 +32,10 @@ from tracker.models import (
     IngestCursor,
     PatchChange,
     TrackedBranch,
+    Upstream,
     UpstreamRelease,
 )
+from tracker.pagecache import cached_body
 
 HISTORY_DAYS = 365  # how far back trend charts and lag history reach
 
@@ -47,8 +52,20 @@ def _upstream_stable():
 def overview(request: HttpRequest) -> HttpResponse:
     """Every fork: its status, each branch's latest snapshot, its open security fixes, its
     newest release against upstream Stable, and the sources that are stale or failing. The
-    same ten queries whatever the number of forks."""
+    same eleven queries whatever the number of forks (two when the body is cached)."""
     now = timezone.now()
+    running = sync_progress.current(Upstream.objects.values_list("slug", flat=True))
+    body = cached_body(
+        "overview",
+        [sorted(running.items())],
+        lambda: render_to_string(
+            "tracker/overview_body.html", _overview_context(now, running), request=request
+        ),
+    )
+    return render(request, "tracker/overview.html", {"body": body})
+
+
+def _overview_context(now, running: dict) -> dict:
     stable = _upstream_stable()
     forks = list(
         Fork.objects.select_related("upstream")
@@ -65,7 +82,6 @@ def overview(request: HttpRequest) -> HttpResponse:
         branch.latest = latest.get(branch.pk)
     security = ForkSecuritySnapshot.objects.latest_by_fork(ids)
     releases = ForkRelease.objects.newest_by_fork(ids)
-    running = sync_progress.current({fork.upstream.slug for fork in forks})
     for fork in forks:
         fork.status = worst_status(b.latest.status for b in fork.branches.all() if b.latest)
         fork.security = security.get(fork.pk)
@@ -76,11 +92,10 @@ def overview(request: HttpRequest) -> HttpResponse:
             else None
         )
         fork.sync_progress = running.get(fork.upstream.slug)
-    ctx = {
+    return {
         "forks": forks,
         "attention": [s for s in source_freshness(now) if s.stale or s.failing],
     }
-    return render(request, "tracker/overview.html", ctx)
 
 
 @login_required
@@ -135,9 +150,19 @@ OPEN_FIXES_SHOWN = 50  # oldest open fixes on the fork page (the matrix lists th
 def fork_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """A fork: its branches with their latest figures, its newest releases with base version,
     security patch level and open fixes, the fixes its newest release leaves open, and the
-    trend charts (nine queries)."""
-    now = timezone.now()
+    trend charts (nine queries; two when the body is cached)."""
     fork = _get_fork_or_404(slug)
+    body = cached_body(
+        "fork",
+        [fork.pk],
+        lambda: render_to_string(
+            "tracker/fork_body.html", _fork_context(fork, timezone.now()), request=request
+        ),
+    )
+    return render(request, "tracker/fork.html", {"fork": fork, "body": body})
+
+
+def _fork_context(fork: Fork, now) -> dict:
     branches = list(fork.branches.order_by("name"))
     latest = BranchSnapshot.objects.latest_by_branch([b.pk for b in branches])
     for branch in branches:
@@ -156,7 +181,7 @@ def fork_detail(request: HttpRequest, slug: str) -> HttpResponse:
     # The fixes the security snapshots count: the newest release's, or the branch tips'.
     newest = releases[0] if releases else None
     listed = open_fixes(FixStatus.objects.counted_open(fork, newest).open_fix_facts(), now)
-    ctx = {
+    return {
         "fork": fork,
         "branches": branches,
         "releases": releases,
@@ -164,31 +189,45 @@ def fork_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "open_fixes": listed[:OPEN_FIXES_SHOWN],
         "open_more": max(len(listed) - OPEN_FIXES_SHOWN, 0),
     }
-    return render(request, "tracker/fork.html", ctx)
 
 
 @login_required
 @require_GET
-def fork_trends(request: HttpRequest, slug: str) -> JsonResponse:
+def fork_trends(request: HttpRequest, slug: str) -> HttpResponse:
     """Series for the fork page's charts: per branch, one point per snapshot."""
     fork = _get_fork_or_404(slug)
+    return _json(cached_body("fork-trends", [fork.pk], lambda: json.dumps(_trends(fork))))
+
+
+def _json(body: str) -> HttpResponse:
+    return HttpResponse(body, content_type="application/json")
+
+
+def _trends(fork: Fork) -> dict:
     names = dict(fork.branches.values_list("pk", "name"))
     since = timezone.now() - timezone.timedelta(days=HISTORY_DAYS)
     series: dict[str, list] = {name: [] for name in names.values()}
     for row in BranchSnapshot.objects.trend_points(list(names), since=since):
         series[names[row.pop("branch_id")]].append({**row, "taken_at": row["taken_at"].isoformat()})
-    return JsonResponse({"fork": fork.slug, "branches": series})
+    return {"fork": fork.slug, "branches": series}
 
 
 @login_required
 @require_GET
-def fork_security_trends(request: HttpRequest, slug: str) -> JsonResponse:
+def fork_security_trends(request: HttpRequest, slug: str) -> HttpResponse:
     """Series for the fork page's security charts: open fixes by severity, one point per
     security snapshot; and per release (in ship order) the median days from upstream
     landing to the release of the fixes it shipped first, beside upstream Chrome's median
     days from landing to Stable for the same fixes."""
-    now = timezone.now()
     fork = _get_fork_or_404(slug)
+    return _json(
+        cached_body(
+            "fork-security", [fork.pk], lambda: json.dumps(_security_trends(fork, timezone.now()))
+        )
+    )
+
+
+def _security_trends(fork: Fork, now) -> dict:
     since = now - timezone.timedelta(days=HISTORY_DAYS)
     points = [
         {**row, "taken_at": row["taken_at"].isoformat()}
@@ -204,7 +243,7 @@ def fork_security_trends(request: HttpRequest, slug: str) -> JsonResponse:
         }
         for tag, shipped, summary in by_release(fork_gap_report(fork, now))
     ]
-    return JsonResponse({"fork": fork.slug, "open": points, "gap": gap})
+    return {"fork": fork.slug, "open": points, "gap": gap}
 
 
 @login_required

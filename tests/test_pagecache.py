@@ -1,0 +1,108 @@
+"""Page bodies cached until their data changes; the shell and CSRF tokens stay per request."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from tests.test_security_views import _fork, _vulnerabilities
+from tracker.models import BranchSnapshot, FixStatus, FixTriage, TrackedBranch, Upstream
+from tracker.pagecache import CSRF_SLOT, data_version
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world():
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    vulns = _vulnerabilities(upstream, 30)
+    return upstream, vulns, [_fork(upstream, n, vulns) for n in (1, 2)]
+
+
+@pytest.fixture
+def user_client(django_user_model):
+    client = Client()
+    client.force_login(django_user_model.objects.create_user("reader", password="pw-rd-123"))
+    return client
+
+
+@pytest.fixture
+def page_cache(settings):
+    settings.PAGE_CACHE_SECONDS = 60
+
+
+def _queries(client, url, django_assert_max_num_queries) -> tuple[int, str]:
+    with django_assert_max_num_queries(50) as captured:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(captured.captured_queries), response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        lambda w: reverse("overview"),
+        lambda w: reverse("fork", args=[w[2][0].slug]),
+        lambda w: reverse("security") + f"?fork={w[2][0].slug}&severity=high",
+        lambda w: reverse("cve", args=[w[1][0].cve]),
+        lambda w: reverse("fork-trends", args=[w[2][0].slug]),
+    ],
+)
+def test_a_second_view_is_served_from_the_cache_with_the_same_body(
+    world, staff_client, page_cache, url, django_assert_max_num_queries
+):
+    url = url(world)
+    cold, first = _queries(staff_client, url, django_assert_max_num_queries)
+    warm, second = _queries(staff_client, url, django_assert_max_num_queries)
+    assert warm < cold and warm <= 5  # session, user, data version, the page's own object
+    strip = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
+    assert strip.sub("", first) == strip.sub("", second)
+
+
+def test_new_data_shows_at_once(world, staff_client, page_cache):
+    fork = world[2][0]
+    branch = TrackedBranch.objects.filter(fork=fork).first()
+    url = reverse("fork", args=[fork.slug])
+    before = data_version()
+    staff_client.get(url)
+    latest = BranchSnapshot.objects.filter(branch=branch).latest("taken_at")
+    latest.pk, latest.commits_behind = None, 987654
+    latest.taken_at = latest.taken_at.replace(year=latest.taken_at.year + 1)
+    latest.save()
+    assert data_version() != before
+    assert "987654" in staff_client.get(url).content.decode()
+
+
+def test_cached_cve_page_carries_each_users_own_token_and_staff_only_forms(
+    world,
+    staff_client,
+    user_client,
+    page_cache,
+    django_user_model,
+):
+    _upstream, vulns, forks = world
+    url = reverse("cve", args=[vulns[0].cve])
+    staff_page = staff_client.get(url).content.decode()
+    assert 'class="triage"' in staff_page
+    reader_page = user_client.get(url).content.decode()
+    assert 'class="triage"' not in reader_page  # staff's cached body is not shown to others
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(django_user_model.objects.get(username="staff"))
+    page = strict.get(url).content.decode()  # from the cache: the staff body
+    assert CSRF_SLOT not in page
+    token = re.search(r'class="triage".*?name="csrfmiddlewaretoken" value="([^"]+)"', page, re.S)
+    decision = {"fork": forks[0].slug, "decision": "will_not_fix", "reason": "EOL branch"}
+    response = strict.post(
+        reverse("cve-triage", args=[vulns[0].cve]),
+        {**decision, "csrfmiddlewaretoken": token.group(1)},
+    )
+    assert response.status_code == 302
+    assert FixTriage.objects.filter(vulnerability=vulns[0], fork=forks[0]).exists()
+    # The triage is on the page at once (a new security snapshot changed the data version).
+    after = strict.get(url).content.decode()
+    assert "EOL branch" in after
+    assert FixStatus.objects.filter(fork=forks[0], status="will_not_fix").exists()
