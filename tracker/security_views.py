@@ -326,7 +326,7 @@ def _cve_page(
 ) -> HttpResponse:
     """The CVE page: upstream facts, then per fork each branch tip and release with its
     status and evidence, the triage history and (for staff) a triage form (ten queries;
-    two when the body is cached)."""
+    at most five when its body is cached)."""
 
     def build() -> str:
         ctx = _cve_context(vuln, form)
