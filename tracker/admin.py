@@ -63,6 +63,11 @@ class ForkAdmin(admin.ModelAdmin):
 
     actions = ["rotate_feed_token"]
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "alert_webhook_url":
+            kwargs["assume_scheme"] = "https"  # a webhook URL typed without a scheme
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     @admin.action(description="Give the selected forks new alert feed URLs (old ones stop)")
     def rotate_feed_token(self, request, queryset):
         for fork in queryset:
