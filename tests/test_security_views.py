@@ -418,3 +418,31 @@ def test_lookup_is_friendly_for_empty_unknown_and_odd_queries(world, staff_clien
     assert "longer than anything" in long
     # The header's box keeps the query.
     assert 'value="CVE-2026-1000"' in staff_client.get(url, {"q": "CVE-2026-1000"}).content.decode()
+
+
+def test_evidence_items_escape_every_field():
+    from tracker.security_views import evidence_items
+
+    html = evidence_items(
+        [
+            {
+                "part": "a" * 40,
+                "how": "backport",
+                "method": "patch-file",
+                "upstream": "b" * 40,
+                "fork_commit": "c" * 40,
+                "patch": "<script>alert(1)</script>.patch",
+                "also": ["change-id", "<b>x</b>"],
+            },
+            {"part": "d" * 40, "how": "missing", "method": None},
+            {"part": "e" * 40, "how": "base", "method": "version"},
+        ],
+        "125.0.6422.<i>1</i>",
+    )
+    assert html.count("<li>") == 3
+    assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;b&gt;x" in html
+    assert "backported by <code>patch-file</code>" in html
+    assert f"upstream <code>{'b' * 12}</code>" in html
+    assert f'fork commit <code title="{"c" * 40}">{"c" * 12}</code>' in html
+    assert "<strong>missing</strong>" in html
+    assert "base version 125.0.6422.&lt;i&gt;1&lt;/i&gt;" in html

@@ -118,8 +118,9 @@ def test_overview_shows_the_latest_figures_in_constant_queries(
     _stable(upstream, "125.0.6422.141", 125)
     _fork_with_snapshot(upstream, 1)
     _fork_with_snapshot(upstream, 2)
-    # session, user, upstreams (running syncs), forks (with upstream Stable), branches, snapshots, security snapshots,
-    # newest releases, then the sources' freshness: source states, mirrors, forks.
+    # session, user, upstreams (running syncs), forks (with upstream Stable), branches,
+    # snapshots, security snapshots, newest releases, then the sources' freshness: source
+    # states, mirrors, forks.
     with django_assert_num_queries(11) as two:
         body = staff_client.get(reverse("overview")).content.decode()
     assert ">201</td>" in body and ">14</td>" in body  # the newest snapshot's figures
