@@ -407,7 +407,6 @@ def _cve_context(vuln: Vulnerability, form: TriageForm | None) -> dict:
             row.base_version = snapshot.base_version if snapshot else ""
         else:
             row.base_version = row.release.base_version
-        row.evidence_html = evidence_items(row.evidence or [], row.base_version)
         targets.setdefault(row.fork_id, []).append(row)
     history = list(
         FixTriage.objects.filter(vulnerability=vuln).select_related("fork").order_by("-decided_at")
@@ -426,6 +425,8 @@ def _cve_context(vuln: Vulnerability, form: TriageForm | None) -> dict:
         for row in release_rows:
             row.kind, row.name, row.shipped_at = "release", row.release.tag, row.release.shipped_at
         fork.rows = branch_rows + release_rows[:CVE_RELEASES]
+        for row in fork.rows:
+            row.evidence_html = evidence_items(row.evidence or [], row.base_version)
         fork.older = release_rows[CVE_RELEASES:]
         fork.decision = next((t for t in history if t.fork_id == fork.pk), None)
     return {
