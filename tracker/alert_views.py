@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.feedgenerator import Atom1Feed
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from tracker.alerts.lifecycle import acknowledge, snooze
@@ -93,7 +94,7 @@ def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _back(request: HttpRequest, alert: Alert):
     target = request.POST.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return redirect(target)
     return redirect("alert", pk=alert.pk)
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import F, Max, Min, OuterRef, Q, Subquery, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models import F, Max, Min, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 
 from tracker.alerts.rules import (
     BranchFacts,
@@ -102,20 +102,20 @@ def stable_milestones() -> dict[int, int]:
 
 
 def _latest_snapshots(branch_ids: list[int]) -> dict[int, BranchSnapshot]:
-    """Each branch's latest snapshot, annotated with `baseline_conflicts`: the conflict
-    forecast of the first snapshot taken since its base last moved."""
+    """Each branch's latest snapshot (`latest_by_branch`), with `baseline_conflicts`: the
+    conflict forecast of the first snapshot taken since its base last moved."""
+    latest = BranchSnapshot.objects.latest_by_branch(branch_ids)
     after_rebase = BranchSnapshot.objects.filter(
         branch=OuterRef("branch"), taken_at__gte=Coalesce(OuterRef("base_moved_at"), "taken_at")
     ).order_by("taken_at")
-    rows = (
-        BranchSnapshot.objects.filter(branch_id__in=branch_ids)
-        .annotate(
-            rank=Window(RowNumber(), partition_by=[F("branch_id")], order_by=F("taken_at").desc())
-        )
-        .filter(rank=1)
-        .annotate(baseline_conflicts=Subquery(after_rebase.values("conflicting_patches")[:1]))
+    baselines = dict(
+        BranchSnapshot.objects.filter(pk__in=[s.pk for s in latest.values()])
+        .annotate(baseline=Subquery(after_rebase.values("conflicting_patches")[:1]))
+        .values_list("branch_id", "baseline")
     )
-    return {s.branch_id: s for s in rows}
+    for snapshot in latest.values():
+        snapshot.baseline_conflicts = baselines.get(snapshot.branch_id)
+    return latest
 
 
 def _patch_subjects(snapshot_ids: list[int]) -> tuple[dict, dict]:

@@ -42,6 +42,7 @@ from tracker.models import (
     DeliveryState,
     Fork,
 )
+from tracker.models.repos import split_emails
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def recipients(fork_id: int | None) -> tuple[list[str], list[str]]:
     emails: list[str] = []
     hooks: list[str] = []
     for owners, hook in forks.values_list("owner_emails", "alert_webhook_url"):
-        emails += [e.strip() for e in owners.split(",") if e.strip()]
+        emails += split_emails(owners)
         if hook:
             hooks.append(hook)
     subs = AlertSubscription.objects.filter(user__is_active=True).exclude(user__email="")
