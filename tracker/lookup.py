@@ -98,7 +98,7 @@ def lookup(upstream: Upstream, query: str) -> LookupResult:
     """Answer `query` (a CVE, bug id, commit id prefix of 7+ hex digits, or version)."""
     text = query.strip()
     if _CVE.fullmatch(text):
-        vulns = list(Vulnerability.objects.filter(upstream=upstream, cve__iexact=text))
+        vulns = list(Vulnerability.objects.filter(upstream=upstream, cve=text.upper()))
         return _for_vulnerabilities(LookupResult(text, "cve"), vulns)
     try:
         version = parse_version(text)
@@ -149,7 +149,7 @@ def _for_vulnerabilities(result: LookupResult, vulns: list[Vulnerability]) -> Lo
                 UpstreamHit(fixed.version, "", f"M{fixed.milestone}", None, fixed.how, v.cve)
             )
     rows = (
-        FixStatus.objects.filter(vulnerability__in=vulns)
+        FixStatus.objects.of_vulnerabilities([v.pk for v in vulns])
         .select_related("fork", "release", "branch", "vulnerability")
         .order_by("fork__slug", "release__tagged_at", "branch__name")
     )

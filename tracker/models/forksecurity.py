@@ -126,6 +126,17 @@ FIXED_STATES = (FixState.BASE, FixState.BACKPORT)
 
 
 class FixStatusQuerySet(models.QuerySet):
+    def of_vulnerabilities(self, vuln_ids: list[int]):
+        """Every status of these vulnerabilities, releases and branch tips (CVE page, lookup).
+
+        Spelled as two conditions so each matches one of the partial unique indexes that lead
+        with the vulnerability: a plain ``vulnerability_id IN (...)`` matches neither and
+        scans the whole (fork, vulnerability) index instead."""
+        return self.filter(
+            models.Q(vulnerability_id__in=vuln_ids, release__isnull=False)
+            | models.Q(vulnerability_id__in=vuln_ids, branch__isnull=False)
+        )
+
     def open_in_newest_release(self):
         """The open statuses of each fork's newest release: the metrics' open fixes and the
         security snapshots behind the overview and the fork page's chart."""
@@ -158,8 +169,9 @@ class FixStatus(models.Model):
     """
 
     # No single-column indexes on fork and vulnerability: the (fork, vulnerability) index and
-    # the unique (vulnerability, release) one lead with them, and a matrix write of hundreds
-    # of thousands of rows pays for every index.
+    # the partial unique (vulnerability, release) and (vulnerability, branch) ones lead with
+    # them (`of_vulnerabilities` states their conditions), and a matrix write of hundreds of
+    # thousands of rows pays for every index.
     fork = models.ForeignKey(
         Fork, on_delete=models.CASCADE, related_name="fix_statuses", db_index=False
     )
