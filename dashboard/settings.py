@@ -256,6 +256,10 @@ ALERT_RETRY_MAX_SECONDS = env_int("ALERT_RETRY_MAX_SECONDS", 3600, minimum=1)
 ALERT_CLAIM_SECONDS = env_int("ALERT_CLAIM_SECONDS", 600, minimum=60)
 ALERT_WEBHOOK_TIMEOUT = env_int("ALERT_WEBHOOK_TIMEOUT", 10, minimum=1)
 
+# Sessions are read from the cache and written through to the database: every page reads
+# its session, and a Redis GET is cheaper than a query; the database copy keeps log-ins
+# across a Redis restart and lets an administrator end them.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = SITE_URL.startswith("https://")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

@@ -118,10 +118,10 @@ def test_overview_shows_the_latest_figures_in_constant_queries(
     _stable(upstream, "125.0.6422.141", 125)
     _fork_with_snapshot(upstream, 1)
     _fork_with_snapshot(upstream, 2)
-    # session, user, upstreams (running syncs), forks (with upstream Stable), branches,
-    # snapshots, security snapshots, newest releases, then the sources' freshness: source
-    # states, mirrors, forks.
-    with django_assert_num_queries(11) as two:
+    # user (the session comes from the cache), upstreams (running syncs), forks (with
+    # upstream Stable), branches, snapshots, security snapshots, newest releases, then the
+    # sources' freshness: source states, mirrors, forks.
+    with django_assert_num_queries(10) as two:
         body = staff_client.get(reverse("overview")).content.decode()
     assert ">201</td>" in body and ">14</td>" in body  # the newest snapshot's figures
     assert ">101</td>" not in body
@@ -180,7 +180,7 @@ def test_sync_page_shows_sources_cursors_and_progress_in_constant_queries(
     )
     progress.report("chromium", "ingesting refs/heads/main", 250, 1000)
     try:
-        with django_assert_num_queries(6) as few:  # session, user, 3 freshness, cursors
+        with django_assert_num_queries(5) as few:  # user, 3 freshness, cursors
             body = staff_client.get(reverse("sync")).content.decode()
     finally:
         progress.finish("chromium")
@@ -296,9 +296,9 @@ def test_fork_page_shows_releases_and_open_fixes_in_constant_queries(
         fork=fork, tag="v0.9", source="tag", tagged_at=datetime(2026, 3, 1, tzinfo=UTC)
     )
     _open_fixes(fork, 3)
-    # session, user, fork, branches, snapshots, releases, open counts, security snapshot,
-    # open fixes of the newest release
-    with django_assert_num_queries(9) as few:
+    # user, fork, branches, snapshots, releases, open counts, security snapshot, open fixes
+    # of the newest release
+    with django_assert_num_queries(8) as few:
         body = staff_client.get(reverse("fork", args=["f1"])).content.decode()
     releases = body.split("<h2>Releases")[1].split("</table>")[0]
     assert releases.index("v1.0") < releases.index("v0.9")  # newest first
@@ -391,9 +391,9 @@ def test_trend_endpoints_answer_in_constant_queries(staff_client):
     _open_fixes(fork, 3)
     urls = [reverse(name, args=["f1"]) for name in ("fork-trends", "fork-security-trends")]
     two = [_queries(staff_client, url) for url in urls]
-    # session, user, fork, then the branches and their points; the security snapshots and
-    # the gap report (vulnerabilities, roll landings, carried fixes, releases, triage)
-    assert two == [5, 9]
+    # user, fork, then the branches and their points; the security snapshots and the gap
+    # report (vulnerabilities, roll landings, carried fixes, releases, triage)
+    assert two == [4, 8]
     for n in range(3, 21):
         _fork_with_snapshot(upstream, n)
     _open_fixes(fork, 30)

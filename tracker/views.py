@@ -52,7 +52,7 @@ def _upstream_stable():
 def overview(request: HttpRequest) -> HttpResponse:
     """Every fork: its status, each branch's latest snapshot, its open security fixes, its
     newest release against upstream Stable, and the sources that are stale or failing. The
-    same eleven queries whatever the number of forks (at most five when its body is cached)."""
+    same ten queries whatever the number of forks (three when its body is cached)."""
     now = timezone.now()
     running = sync_progress.current(Upstream.objects.values_list("slug", flat=True))
     body = cached_body(
@@ -102,7 +102,7 @@ def _overview_context(now, running: dict) -> dict:
 @require_GET
 def sync_status(request: HttpRequest) -> HttpResponse:
     """Freshness of every upstream data source, mirror and fork, each upstream's ingest
-    cursors, and the progress of running syncs (six queries)."""
+    cursors, and the progress of running syncs (five queries)."""
     freshness = source_freshness(timezone.now())
     cursors: dict[str, list[IngestCursor]] = {}
     for cursor in IngestCursor.objects.select_related("upstream").order_by("upstream", "ref"):
@@ -150,7 +150,7 @@ OPEN_FIXES_SHOWN = 50  # oldest open fixes on the fork page (the matrix lists th
 def fork_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """A fork: its branches with their latest figures, its newest releases with base version,
     security patch level and open fixes, the fixes its newest release leaves open, and the
-    trend charts (nine queries; at most five when its body is cached)."""
+    trend charts (eight queries; three when its body is cached)."""
     fork = _get_fork_or_404(slug)
     body = cached_body(
         "fork",
