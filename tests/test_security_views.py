@@ -196,9 +196,9 @@ def _same_queries_for_20_forks(world, client, url, django_assert_num_queries, ex
 def test_matrix_shows_branches_and_releases_in_words_in_constant_queries(
     world, staff_client, django_assert_num_queries
 ):
-    # session, user, fork, forks for the selector, branches, releases, count, page, statuses
+    # user, fork, forks for the selector, branches, releases, count, page, statuses
     body = _same_queries_for_20_forks(
-        world, staff_client, reverse("security") + "?fork=f1", django_assert_num_queries, 9
+        world, staff_client, reverse("security") + "?fork=f1", django_assert_num_queries, 8
     )
     assert "branch <code>main</code>" in body and "release <code>v2</code>" in body
     for word in (">base<", ">backport<", ">open<"):
@@ -261,8 +261,8 @@ def test_csv_streams_the_whole_filtered_matrix_in_constant_queries(
     world, staff_client, django_assert_num_queries
 ):
     url = reverse("security-csv") + "?fork=f1"
-    # session, user, fork, branches, releases, vulnerabilities, statuses per batch of 500
-    text = _same_queries_for_20_forks(world, staff_client, url, django_assert_num_queries, 7)
+    # user, fork, branches, releases, vulnerabilities, statuses per batch of 500
+    text = _same_queries_for_20_forks(world, staff_client, url, django_assert_num_queries, 6)
     rows = list(csv.reader(io.StringIO(text)))
     header, data = rows[0], rows[1:]
     assert header[:3] == ["cve", "severity", "in_the_wild"]
@@ -290,10 +290,10 @@ def test_csv_streams_the_whole_filtered_matrix_in_constant_queries(
 def test_cve_page_shows_status_and_evidence_per_fork_escaped_in_constant_queries(
     world, staff_client, django_assert_num_queries
 ):
-    # session, user, vulnerability, forks, statuses, branch bases, triage history, bugs,
-    # fix commits, fixed versions
+    # user, vulnerability, forks, statuses (with the branch tips' base versions), triage
+    # history, bugs, fix commits, fixed versions
     url = reverse("cve", args=["cve-2026-1000"])  # any case
-    body = _same_queries_for_20_forks(world, staff_client, url, django_assert_num_queries, 10)
+    body = _same_queries_for_20_forks(world, staff_client, url, django_assert_num_queries, 8)
     assert "<h1>CVE-2026-1000" in body
     assert XSS not in body and "&lt;script&gt;alert(" in body  # title and commit subject
     assert "<b>Reporter" not in body and "&lt;b&gt;Reporter" in body

@@ -8,9 +8,12 @@ runs a fixed number of queries, whatever the number of forks, branches or vulner
 from __future__ import annotations
 
 import csv
+import html
 import io
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import islice
 
 from django import forms
@@ -18,8 +21,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models.functions import Cast, Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -158,16 +161,16 @@ def _cells(fork: Fork, vuln_ids: list[int], columns: list[Column]) -> dict[tuple
     return found
 
 
-# A matrix cell's markup per status: words (short, the full label as its title), colour by
-# class. Constant, with no data in it, so a page of 100 rows by 20 columns joins strings
-# instead of rendering 2,000 template cells.
+# A matrix cell's markup per status: words (short; the legend above the table gives them in
+# full), colour by class. Constant, with no data in it, so a page of 100 rows by 20 columns
+# joins strings instead of rendering 2,000 template cells; and short, since the cells are
+# most of the page's bytes.
 SHORT = {FixState.BASE: "base", FixState.BACKPORT: "backport", FixState.WILL_NOT_FIX: "won't fix"}
-_CELL = '<td><span class="fix fix-{}" title="{}">{}</span></td>'
+_CELL = '<td class="fix-{}">{}</td>'
 CELLS = {
-    state: format_html(_CELL, state, label, SHORT.get(state, label))
-    for state, label in FixState.choices
+    state: format_html(_CELL, state, SHORT.get(state, label)) for state, label in FixState.choices
 }
-NOT_COMPUTED = format_html(_CELL, "none", "not computed yet", "not computed")
+NOT_COMPUTED = format_html(_CELL, "none", "not computed")
 
 MATRIX_FIELDS = (
     "pk",
@@ -187,7 +190,7 @@ MATRIX_FIELDS = (
 @require_GET
 def security_matrix(request: HttpRequest) -> HttpResponse:
     """The status of each vulnerability in each branch tip and newest release of one fork
-    (``?fork=``), filtered and paginated (eight queries)."""
+    (``?fork=``), filtered and paginated (eight queries; three when its body is cached)."""
     fork = _get_fork_or_404(request.GET.get("fork"))
     body = cached_body(
         "security",
@@ -305,45 +308,52 @@ class TriageForm(forms.Form):
     reason = forms.CharField(max_length=2000, strip=True, widget=forms.Textarea(attrs={"rows": 2}))
 
 
-# The CVE page's evidence lists, built in Python: a page shows up to a few hundred of them,
-# and a template loop with this many conditions costs most of an uncached page's time.
-def _short(sha: str) -> str:
-    return sha[:12]
+# The CVE page's rows and evidence lists are built in Python with `_e` (html.escape) on every
+# value that comes from data: a page shows a few hundred of them, and a template loop, or
+# format_html per fragment, cost most of an uncached page's time.
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _short(sha: object) -> str:
+    return _e(str(sha)[:12])
+
+
+_HOW = {"base": "in the upstream base", "backport": "backported"}
 
 
 def evidence_items(evidence: list, base_version: str) -> str:
     """The evidence of one status as ``<li>`` items, one per fix part (escaped)."""
     items = []
     for e in evidence:
-        how = {"base": "in the upstream base", "backport": "backported"}.get(e.get("how"))
-        parts = [format_html("fix <code>{}</code>: ", _short(e.get("part", "")))]
-        parts.append(format_html("{}", how) if how else mark_safe("<strong>missing</strong>"))
+        how = _HOW.get(e.get("how"))
+        parts = [f"<li>fix <code>{_short(e.get('part') or '')}</code>: "]
+        parts.append(_e(how) if how else "<strong>missing</strong>")
         if method := e.get("method"):
-            parts.append(format_html(" by <code>{}</code>", method))
+            parts.append(f" by <code>{_e(method)}</code>")
         upstream = e.get("upstream")
         if upstream and upstream != e.get("part"):
-            parts.append(format_html(", upstream <code>{}</code>", _short(upstream)))
+            parts.append(f", upstream <code>{_short(upstream)}</code>")
         if fork_commit := e.get("fork_commit"):
             parts.append(
-                format_html(
-                    ', fork commit <code title="{}">{}</code>', fork_commit, _short(fork_commit)
-                )
+                f', fork commit <code title="{_e(fork_commit)}">{_short(fork_commit)}</code>'
             )
         if patch := e.get("patch"):
-            parts.append(format_html(", patch <code>{}</code>", patch))
+            parts.append(f", patch <code>{_e(patch)}</code>")
         if also := e.get("also"):
-            parts.append(format_html(" (also {})", ", ".join(map(str, also))))
+            parts.append(f" (also {_e(', '.join(map(str, also)))})")
         if method == "version":
-            parts.append(format_html(", base version {}", base_version))
-        items.append(format_html("<li>{}</li>", mark_safe("".join(parts))))  # noqa: S308 - each part escaped
-    return mark_safe("".join(items))  # noqa: S308 - each item escaped
+            parts.append(f", base version {_e(base_version)}")
+        parts.append("</li>")
+        items.append("".join(parts))
+    return mark_safe("".join(items))  # noqa: S308 - every value escaped by _e
 
 
 def _get_vulnerability_or_404(cve: str, upstream: str | None = None) -> Vulnerability:
     """The vulnerability `cve` (any case) of the upstream named `upstream`, or of the first
     upstream by name that has it."""
     rows = (
-        Vulnerability.objects.filter(cve__iexact=cve)
+        Vulnerability.objects.filter(cve=cve.upper())  # stored upper case, as bulletins write it
         .select_related("upstream", "first_bulletin")
         .defer("first_bulletin__content_html", "first_bulletin__unparsed_lines")
         .order_by("upstream__name")
@@ -357,77 +367,168 @@ def _get_vulnerability_or_404(cve: str, upstream: str | None = None) -> Vulnerab
 
 
 def _cve_page(
-    request: HttpRequest, vuln: Vulnerability, form: TriageForm | None = None, status: int = 200
+    request: HttpRequest,
+    cve: str,
+    upstream: str | None,
+    form: TriageForm | None = None,
+    status: int = 200,
 ) -> HttpResponse:
     """The CVE page: upstream facts, then per fork each branch tip and release with its
-    status and evidence, the triage history and (for staff) a triage form (ten queries;
-    at most five when its body is cached)."""
+    status and evidence, the triage history and (for staff) a triage form (eight queries;
+    two when its body is cached: the body is keyed by the CVE as asked, so a cached page
+    needs no lookup, and an unknown CVE is a 404 that is never cached)."""
+    cve = cve.upper()  # stored upper case, as bulletins write it
 
     def build() -> str:
-        ctx = _cve_context(vuln, form)
+        ctx = _cve_context(_get_vulnerability_or_404(cve, upstream), form)
         ctx["csrf_slot"] = CSRF_SLOT
         return render_to_string("tracker/cve_body.html", ctx, request=request)
 
     # A page showing a form's errors is built for this request only.
-    body = build() if form else cached_body("cve", [vuln.pk, request.user.is_staff], build)
-    ctx = {"vuln": vuln, "body": fill_csrf(body, request)}
+    key = [cve, upstream or "", request.user.is_staff]
+    body = build() if form else cached_body("cve", key, build)
+    ctx = {"cve": cve, "body": fill_csrf(body, request)}
     return render(request, "tracker/cve.html", ctx, status=status)
 
 
-def _cve_context(vuln: Vulnerability, form: TriageForm | None) -> dict:
-    forks = list(Fork.objects.filter(upstream_id=vuln.upstream_id).order_by("name"))
-    rows = list(
-        FixStatus.objects.filter(vulnerability=vuln)
-        .select_related("release", "branch")
-        .only(
-            "fork",
-            "release",
-            "branch",
-            "status",
-            "computed",
-            "evidence",
-            "target_sha",
-            "computed_at",
-            "release__tag",
-            "release__tagged_at",
-            "release__shipped_at_override",
-            "release__base_version",
-            "release__patch_level_version",
-            "branch__name",
-            "branch__upstream_ref",
+# The columns of a CVE page's status rows, read as tuples: a page has up to a few hundred
+# (every fork's branch tips and releases), and model instances for them cost more than the
+# rest of the page.
+CVE_ROW_FIELDS = (
+    "fork_id",
+    "status",
+    "computed",
+    "evidence_json",
+    "release_id",
+    "release__tag",
+    "release__tagged_at",
+    "release__shipped_at_override",
+    "release__base_version",
+    "branch__name",
+    "branch_base",
+)
+
+
+@dataclass
+class CveTarget:
+    """One branch tip or release of a fork on a CVE page."""
+
+    kind: str  # "branch" or "release"
+    name: str
+    shipped_at: datetime | None
+    status: str
+    computed: str
+    base_version: str
+    evidence_json: str  # FixStatus.evidence as JSON text, parsed only for the rows shown
+
+
+def _cve_targets(vuln: Vulnerability) -> dict[int, list[CveTarget]]:
+    """fork id -> its branch tips by name, then its releases newest first (one query; a
+    branch tip's base version is its newest snapshot's)."""
+    newest_base = (
+        BranchSnapshot.objects.filter(branch=OuterRef("branch_id"))
+        .order_by("-taken_at")
+        .values("base_version")[:1]
+    )
+    rows = (
+        FixStatus.objects.of_vulnerabilities([vuln.pk])
+        .annotate(
+            branch_base=Subquery(newest_base),
+            evidence_json=Cast("evidence", output_field=TextField()),
+        )
+        .values_list(*CVE_ROW_FIELDS)
+    )
+    branches: dict[int, list[CveTarget]] = {}
+    releases: dict[int, list[CveTarget]] = {}
+    for (
+        fork_id,
+        status,
+        computed,
+        evidence,
+        release_id,
+        tag,
+        tagged,
+        override,
+        base,
+        name,
+        tip,
+    ) in rows:
+        if release_id:
+            target = CveTarget("release", tag, override or tagged, status, computed, base, evidence)
+            releases.setdefault(fork_id, []).append(target)
+        else:
+            target = CveTarget("branch", name, None, status, computed, tip or "", evidence)
+            branches.setdefault(fork_id, []).append(target)
+    targets = {}
+    for fork_id in branches.keys() | releases.keys():
+        tips = sorted(branches.get(fork_id, []), key=lambda t: t.name)
+        shipped = sorted(
+            releases.get(fork_id, []),
+            key=lambda t: (t.shipped_at is not None, t.shipped_at),
+            reverse=True,
+        )
+        targets[fork_id] = tips + shipped
+    return targets
+
+
+def _label(status: str) -> str:
+    try:
+        return FixState(status).label
+    except ValueError:
+        return status
+
+
+def target_rows(targets: list[CveTarget]) -> str:
+    """A fork's table rows on the CVE page: each branch tip and release with its status in
+    words, its upstream base version and its evidence (escaped)."""
+    rows = []
+    for t in targets:
+        shipped = ""
+        if t.shipped_at is not None:
+            when = timezone.localtime(t.shipped_at)
+            shipped = (
+                f' <small>shipped <time datetime="{when.isoformat()}">'
+                f"{when:%Y-%m-%d}</time></small>"
+            )
+        computed = ""
+        if t.status != t.computed:
+            computed = f" <small>(computed: {_e(_label(t.computed))})</small>"
+        evidence = evidence_items(json.loads(t.evidence_json or "[]"), t.base_version)
+        rows.append(
+            f"<tr><td>{t.kind} <code>{_e(t.name)}</code>{shipped}</td>"
+            f'<td><span class="fix fix-{_e(t.status)}">{_e(_label(t.status))}</span>{computed}</td>'
+            f"<td>{_e(t.base_version or 'unknown')}</td>"
+            f'<td><ul class="evidence">{evidence}</ul></td></tr>'
+        )
+    return mark_safe("".join(rows))  # noqa: S308 - every value escaped by _e
+
+
+def older_releases(targets: list[CveTarget]) -> str:
+    """The releases past the newest few, status only, separated by dots (escaped)."""
+    return mark_safe(  # noqa: S308 - every value escaped by _e
+        " · ".join(
+            f'<code>{_e(t.name)}</code> <span class="fix fix-{_e(t.status)}">'
+            f"{_e(_label(t.status))}</span>"
+            for t in targets
         )
     )
-    branch_bases = BranchSnapshot.objects.latest_by_branch(
-        [r.branch_id for r in rows if r.branch_id]
+
+
+def _cve_context(vuln: Vulnerability, form: TriageForm | None) -> dict:
+    forks = list(
+        Fork.objects.filter(upstream_id=vuln.upstream_id).order_by("name").only("slug", "name")
     )
-    targets: dict[int, list[FixStatus]] = {}
-    for row in rows:
-        if row.branch_id:
-            snapshot = branch_bases.get(row.branch_id)
-            row.base_version = snapshot.base_version if snapshot else ""
-        else:
-            row.base_version = row.release.base_version
-        targets.setdefault(row.fork_id, []).append(row)
+    targets = _cve_targets(vuln)
     history = list(
         FixTriage.objects.filter(vulnerability=vuln).select_related("fork").order_by("-decided_at")
     )
     for fork in forks:
         mine = targets.get(fork.pk, [])
-        # Branch tips by name, then releases newest first; evidence for the newest only.
-        branch_rows = sorted((r for r in mine if r.branch_id), key=lambda r: r.branch.name)
-        release_rows = sorted(
-            (r for r in mine if r.release_id),
-            key=lambda r: (r.release.shipped_at is not None, r.release.shipped_at),
-            reverse=True,
-        )
-        for row in branch_rows:
-            row.kind, row.name, row.shipped_at = "branch", row.branch.name, None
-        for row in release_rows:
-            row.kind, row.name, row.shipped_at = "release", row.release.tag, row.release.shipped_at
-        fork.rows = branch_rows + release_rows[:CVE_RELEASES]
-        for row in fork.rows:
-            row.evidence_html = evidence_items(row.evidence or [], row.base_version)
-        fork.older = release_rows[CVE_RELEASES:]
+        # Branch tips, then the newest releases with their evidence; older releases status only.
+        shown = sum(1 for t in mine if t.kind == "branch") + CVE_RELEASES
+        fork.computed = bool(mine)
+        fork.rows_html = target_rows(mine[:shown])
+        fork.older_html = older_releases(mine[shown:])
         fork.decision = next((t for t in history if t.fork_id == fork.pk), None)
     return {
         "vuln": vuln,
@@ -447,7 +548,7 @@ def _cve_context(vuln: Vulnerability, form: TriageForm | None) -> dict:
 @require_GET
 def cve_detail(request: HttpRequest, cve: str) -> HttpResponse:
     """A vulnerability: what upstream knows and where every fork stands on it."""
-    return _cve_page(request, _get_vulnerability_or_404(cve, request.GET.get("upstream")))
+    return _cve_page(request, cve, request.GET.get("upstream"))
 
 
 @login_required
@@ -460,7 +561,7 @@ def cve_triage(request: HttpRequest, cve: str) -> HttpResponse:
     vuln = _get_vulnerability_or_404(cve, request.POST.get("upstream"))
     form = TriageForm(request.POST)
     if not form.is_valid():
-        return _cve_page(request, vuln, form, status=400)
+        return _cve_page(request, vuln.cve, vuln.upstream.slug, form, status=400)
     fork = get_object_or_404(Fork, slug=form.cleaned_data["fork"], upstream_id=vuln.upstream_id)
     decision = form.cleaned_data["decision"]
     triage(fork, vuln, decision, form.cleaned_data["reason"], now=timezone.now(), user=request.user)
