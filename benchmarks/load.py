@@ -27,9 +27,9 @@ unless --reuse-db finds it seeded; migrated either way) and seeds it:
 Everything is drawn from --seed. Then it starts gunicorn (``dashboard.wsgi``, DEBUG off,
 the Redis cache) from this checkout on the database, logs in, and measures each page of
 ``PAGES`` (below; --pages picks some): one client alone (the baseline), then --clients
-concurrent clients (threads, one ``requests.Session`` each, no think time) for --requests
-requests after --warmup ones, then every page mixed. Pages answering 404 (not written yet)
-are skipped. Prints per page the requests, errors (anything but 200), p50, p95, max and
+concurrent clients (threads sending the session cookie by http.client, no think time) for
+--requests requests after --warmup ones, then every page mixed. Pages answering 404 (not
+written yet) are skipped. Prints per page the requests, errors (anything but 200), p50, p95, max and
 throughput; the CPU spent per request by gunicorn and PostgreSQL, by the load generator and
 by the rest of the machine (other work on a shared machine shows there); and where the time
 goes in this process (queries, their time, template rendering).
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import itertools
 import json
 import math
@@ -1138,18 +1139,33 @@ class Result:
         return self.times[max(0, math.ceil(q * len(self.times)) - 1)] * 1000
 
 
+def fetch(url: str, cookie: str, timeout: float = 60) -> tuple[int | str, int]:
+    """GET `url` with the `cookie` header and read the whole body: (status, body size), or
+    (error name, 0). Plain http.client, one connection a request (gunicorn's sync workers
+    close each one): a client library costs the load generator several times as much CPU,
+    taken from the two cores the server runs on."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection.request(
+            "GET",
+            f"{parts.path}?{parts.query}" if parts.query else parts.path,
+            headers={"Cookie": cookie},
+        )
+        response = connection.getresponse()
+        return response.status, len(response.read())
+    except (OSError, http.client.HTTPException) as exc:
+        return type(exc).__name__, 0
+    finally:
+        connection.close()
+
+
 def run_load(
     urls: list[str], cookies: dict, clients: int, total: int, warmup: int, master: int | None
 ) -> Result:
-    """`clients` threads with a session each take requests from one counter (URL i is
-    urls[i % len(urls)]) until `total` are done, after `warmup` unrecorded ones."""
-    import requests
-
-    sessions = []
-    for _ in range(clients):
-        session = requests.Session()
-        session.cookies.update(cookies)
-        sessions.append(session)
+    """`clients` threads take requests from one counter (URL i is urls[i % len(urls)]) until
+    `total` are done, after `warmup` unrecorded ones; each sends the logged-in cookies."""
+    cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
 
     def phase(count: int) -> Result:
         counter = itertools.count()
@@ -1159,24 +1175,18 @@ def run_load(
         lock = threading.Lock()
         barrier = threading.Barrier(clients + 1)
 
-        def client(session) -> None:
+        def client() -> None:
             barrier.wait()
             while (i := next(counter)) < count:
-                url = urls[i % len(urls)]
                 started = time.perf_counter()
-                try:
-                    response = session.get(url, timeout=60, allow_redirects=False)
-                    size = len(response.content)
-                    status: int | str = response.status_code
-                except requests.RequestException as exc:
-                    size, status = 0, type(exc).__name__
+                status, size = fetch(urls[i % len(urls)], cookie)
                 elapsed = time.perf_counter() - started
                 with lock:
                     times.append(elapsed)
                     sizes.append(size)
                     statuses[status] += 1
 
-        threads = [threading.Thread(target=client, args=(s,)) for s in sessions]
+        threads = [threading.Thread(target=client) for _ in range(clients)]
         for thread in threads:
             thread.start()
         meter = CpuMeter(master)
