@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from django.test import Client
@@ -31,7 +32,12 @@ def user_client(django_user_model):
 
 @pytest.fixture
 def page_cache(settings):
+    """The page cache on, with keys of this test's own: another test (or an earlier run on a
+    fresh test database) can have the same ids, hence the same data versions."""
     settings.PAGE_CACHE_SECONDS = 60
+    default = settings.CACHES["default"]
+    prefix = f"{default.get('KEY_PREFIX', '')}-{uuid.uuid4().hex}"
+    settings.CACHES = {**settings.CACHES, "default": {**default, "KEY_PREFIX": prefix}}
 
 
 def _queries(client, url, django_assert_max_num_queries) -> tuple[int, str]:
@@ -57,7 +63,8 @@ def test_a_second_view_is_served_from_the_cache_with_the_same_body(
     url = url(world)
     cold, first = _queries(staff_client, url, django_assert_max_num_queries)
     warm, second = _queries(staff_client, url, django_assert_max_num_queries)
-    assert warm < cold and warm <= 3  # user, data version, the page's own object
+    # User and data version (the overview also lists the upstreams for sync progress).
+    assert warm < cold and warm <= 3
     strip = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
     assert strip.sub("", first) == strip.sub("", second)
 
@@ -106,3 +113,45 @@ def test_cached_cve_page_carries_each_users_own_token_and_staff_only_forms(
     after = strict.get(url).content.decode()
     assert "EOL branch" in after
     assert FixStatus.objects.filter(fork=forks[0], status="will_not_fix").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        reverse("fork", args=["nope"]),
+        reverse("fork-trends", args=["nope"]),
+        reverse("fork-security-trends", args=["nope"]),
+        reverse("security") + "?fork=nope",
+        reverse("cve", args=["CVE-1999-0001"]),
+    ],
+)
+def test_a_page_keyed_by_its_url_answers_404_for_unknown_names_every_time(
+    world, staff_client, page_cache, url
+):
+    assert staff_client.get(url).status_code == 404
+    assert staff_client.get(url).status_code == 404  # nothing was cached for it
+
+
+def test_a_new_fork_with_a_cached_slug_shows_its_own_page(world, staff_client, page_cache):
+    from tests.test_security_views import _fork
+
+    url = reverse("fork", args=["f3"])
+    assert staff_client.get(url).status_code == 404
+    _fork(world[0], 3, world[1])
+    assert staff_client.get(url).status_code == 200  # the new fork changed the data version
+
+
+@pytest.mark.django_db(transaction=True)
+def test_data_version_is_prepared_again_on_a_new_connection_and_outlives_a_rollback():
+    from django.db import connection, transaction
+
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    first = data_version()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert data_version() == first
+        raise RuntimeError("roll back")
+    assert data_version() == first
+    connection.close()  # Django reconnects: the prepared statement went with the session
+    assert data_version() == first
+    upstream.forks.create(slug="acme", name="Acme", git_url="/y")
+    assert data_version() != first

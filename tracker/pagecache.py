@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -34,6 +35,8 @@ from tracker.models import (
     UpstreamRelease,
     Vulnerability,
 )
+
+T = TypeVar("T")
 
 CSRF_SLOT = "csrf-slot-8e1f0c"  # stands for the request's CSRF token in cached bodies
 
@@ -66,29 +69,53 @@ def _probes() -> list[str]:
     ]
 
 
+_STATEMENT = "forkhealth_data_version"
+
+
 def data_version() -> str:
-    """A digest that changes whenever data a page shows may have changed (one query)."""
+    """A digest that changes whenever data a page shows may have changed (one query).
+
+    On PostgreSQL the query is prepared once per database connection: planning its probes
+    costs about three times what running them does (1.3 against 0.4 ms), on every page."""
+    select = "SELECT " + ", ".join(_probes())
     with connection.cursor() as cursor:
-        cursor.execute("SELECT " + ", ".join(_probes()))
+        if connection.vendor == "postgresql":
+            # A new connection (Django reconnects after errors and CONN_MAX_AGE) has no
+            # prepared statements; PREPARE outlives a rolled-back transaction.
+            if getattr(connection, "_data_version_on", None) is not connection.connection:
+                cursor.execute(f"PREPARE {_STATEMENT} AS {select}")
+                connection._data_version_on = connection.connection
+            cursor.execute(f"EXECUTE {_STATEMENT}")
+        else:
+            cursor.execute(select)
         row = cursor.fetchone()
     return hashlib.sha1(repr(row).encode(), usedforsecurity=False).hexdigest()[:16]
 
 
-def cached_body(name: str, parts: Iterable[object], build: Callable[[], str]) -> SafeString:
-    """The body `build()` renders, from the cache when the data has not changed since.
+def cached_value(name: str, parts: Iterable[object], build: Callable[[], T]) -> T:
+    """What `build()` returns (text, or a tuple of texts), from the cache when the data has
+    not changed since it was built.
 
-    `parts` are whatever else the body depends on (query string, staff or not, …). With
-    ``PAGE_CACHE_SECONDS`` at 0 the body is built every time."""
+    `parts` are whatever else the value depends on (query string, staff or not, …): what
+    the URL names rather than database ids, so that a hit needs no lookup; `build` raises
+    Http404 for a name that does not exist, and nothing is cached then. With
+    ``PAGE_CACHE_SECONDS`` at 0 the value is built every time."""
     ttl = settings.PAGE_CACHE_SECONDS
     if ttl <= 0:
-        return mark_safe(build())  # noqa: S308 - a template's output, escaped as it rendered
+        return build()
     raw = "|".join([name, data_version(), *map(str, parts)])
     key = "page:" + hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
-    body = cache.get(key)
-    if body is None:
-        body = str(build())
-        cache.set(key, body, ttl)
-    return mark_safe(body)  # noqa: S308 - a template's output, escaped as it rendered
+    value = cache.get(key)
+    if value is None:
+        value = build()
+        cache.set(key, value, ttl)
+    return value
+
+
+def cached_body(name: str, parts: Iterable[object], build: Callable[[], str]) -> SafeString:
+    """The page body `build()` renders, through `cached_value`."""
+    # A template's output, escaped as it rendered.
+    return mark_safe(str(cached_value(name, parts, build)))  # noqa: S308
 
 
 def fill_csrf(body: str, request) -> SafeString:

@@ -46,7 +46,7 @@ from tracker.models import (
     Upstream,
     Vulnerability,
 )
-from tracker.pagecache import CSRF_SLOT, cached_body, fill_csrf
+from tracker.pagecache import CSRF_SLOT, cached_body, cached_value, fill_csrf
 
 MATRIX_PAGE_SIZE = 100  # vulnerabilities per matrix page
 MATRIX_RELEASES = 6  # the fork's newest releases shown as matrix columns
@@ -190,16 +190,19 @@ MATRIX_FIELDS = (
 @require_GET
 def security_matrix(request: HttpRequest) -> HttpResponse:
     """The status of each vulnerability in each branch tip and newest release of one fork
-    (``?fork=``), filtered and paginated (eight queries; three when its body is cached)."""
-    fork = _get_fork_or_404(request.GET.get("fork"))
-    body = cached_body(
-        "security",
-        [fork.pk if fork else None, request.GET.urlencode()],
-        lambda: render_to_string(
+    (``?fork=``), filtered and paginated (eight queries; two when its body is cached, which
+    is keyed by the query string)."""
+
+    def build() -> tuple[str, str]:
+        fork = _get_fork_or_404(request.GET.get("fork"))
+        body = render_to_string(
             "tracker/security_body.html", _matrix_context(request, fork), request=request
-        ),
-    )
-    return render(request, "tracker/security.html", {"fork": fork, "body": body})
+        )
+        return (fork.name if fork else ""), body
+
+    name, body = cached_value("security", [request.GET.urlencode()], build)
+    body = mark_safe(body)  # noqa: S308 - a template's output, escaped as it rendered
+    return render(request, "tracker/security.html", {"name": name, "body": body})
 
 
 def _matrix_context(request: HttpRequest, fork: Fork | None) -> dict:

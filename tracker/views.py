@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -35,7 +36,7 @@ from tracker.models import (
     Upstream,
     UpstreamRelease,
 )
-from tracker.pagecache import cached_body
+from tracker.pagecache import cached_body, cached_value
 
 HISTORY_DAYS = 365  # how far back trend charts and lag history reach
 
@@ -150,16 +151,16 @@ OPEN_FIXES_SHOWN = 50  # oldest open fixes on the fork page (the matrix lists th
 def fork_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """A fork: its branches with their latest figures, its newest releases with base version,
     security patch level and open fixes, the fixes its newest release leaves open, and the
-    trend charts (eight queries; three when its body is cached)."""
-    fork = _get_fork_or_404(slug)
-    body = cached_body(
-        "fork",
-        [fork.pk],
-        lambda: render_to_string(
-            "tracker/fork_body.html", _fork_context(fork, timezone.now()), request=request
-        ),
-    )
-    return render(request, "tracker/fork.html", {"fork": fork, "body": body})
+    trend charts (eight queries; two when its body is cached, which is keyed by the slug)."""
+
+    def build() -> tuple[str, str]:
+        fork = _get_fork_or_404(slug)
+        ctx = _fork_context(fork, timezone.now())
+        return fork.name, render_to_string("tracker/fork_body.html", ctx, request=request)
+
+    name, body = cached_value("fork", [slug], build)
+    body = mark_safe(body)  # noqa: S308 - a template's output, escaped as it rendered
+    return render(request, "tracker/fork.html", {"name": name, "body": body})
 
 
 def _fork_context(fork: Fork, now) -> dict:
@@ -195,8 +196,9 @@ def _fork_context(fork: Fork, now) -> dict:
 @require_GET
 def fork_trends(request: HttpRequest, slug: str) -> HttpResponse:
     """Series for the fork page's charts: per branch, one point per snapshot."""
-    fork = _get_fork_or_404(slug)
-    return _json(cached_body("fork-trends", [fork.pk], lambda: json.dumps(_trends(fork))))
+    return _json(
+        cached_value("fork-trends", [slug], lambda: json.dumps(_trends(_get_fork_or_404(slug))))
+    )
 
 
 def _json(body: str) -> HttpResponse:
@@ -219,12 +221,11 @@ def fork_security_trends(request: HttpRequest, slug: str) -> HttpResponse:
     security snapshot; and per release (in ship order) the median days from upstream
     landing to the release of the fixes it shipped first, beside upstream Chrome's median
     days from landing to Stable for the same fixes."""
-    fork = _get_fork_or_404(slug)
-    return _json(
-        cached_body(
-            "fork-security", [fork.pk], lambda: json.dumps(_security_trends(fork, timezone.now()))
-        )
-    )
+
+    def build() -> str:
+        return json.dumps(_security_trends(_get_fork_or_404(slug), timezone.now()))
+
+    return _json(cached_value("fork-security", [slug], build))
 
 
 def _security_trends(fork: Fork, now) -> dict:
