@@ -28,11 +28,13 @@ Everything is drawn from --seed. Then it starts gunicorn (``dashboard.wsgi``, DE
 the Redis cache) from this checkout on the database, logs in, and measures each page of
 ``PAGES`` (below; --pages picks some): one client alone (the baseline), then --clients
 concurrent clients (threads sending the session cookie by http.client, no think time) for
---requests requests after --warmup ones, then every page mixed. Pages answering 404 (not
-written yet) are skipped. Prints per page the requests, errors (anything but 200), p50, p95, max and
-throughput; the CPU spent per request by gunicorn and PostgreSQL, by the load generator and
-by the rest of the machine (other work on a shared machine shows there); and where the time
-goes in this process (queries, their time, template rendering).
+--requests requests after a warm-up of --warmup requests or of every URL the page rotates
+over, whichever is more (so the figures are of repeat visits), then every page mixed. "CVE,
+first visits" has no URL twice: it measures pages built from the database. Pages answering
+404 (not written yet) are skipped. Prints per page the requests, errors (anything but 200),
+p50, p95, max and throughput; the CPU spent per request by gunicorn and PostgreSQL, by the
+load generator and by the rest of the machine (other work on a shared machine shows there);
+and where the time goes in this process (queries, their time, template rendering).
 
 Leaves the database in place for --reuse-db. Not a test: it measures, it asserts nothing.
 """
@@ -75,7 +77,10 @@ DEFAULT_WORLD = Path(tempfile.gettempdir()) / "forkhealth-world-1m"
 SLUG = "chromium"
 USERNAME = "load"
 
-# The pages under load: (name, path, what the path rotates over: None, "fork" or "cve").
+# The pages under load: (name, path, what the path rotates over: None, "fork", "cve" or
+# "new cve"). Every URL of a page is visited once in its warm-up, so the figures are those of
+# pages seen before (repeat visits: the page cache's bodies), except "CVE, first visits",
+# whose every request is a CVE page not seen before (the page built from the database).
 # Adjust here when a page moves; a page answering 404 is skipped and reported as such.
 PAGES = [
     ("overview", "/", None),
@@ -85,7 +90,9 @@ PAGES = [
     ("security matrix", "/security/?fork={fork}", "fork"),
     ("security matrix CSV", "/security.csv?fork={fork}", "fork"),
     ("CVE", "/security/{cve}/", "cve"),
+    ("CVE, first visits", "/security/{cve}/", "new cve"),
 ]
+CVES = 200  # the CVE pages that "CVE" rotates over
 GOAL_P95_MS = 150
 
 FORKS = [  # slug, name, kind
@@ -1164,11 +1171,12 @@ def run_load(
     urls: list[str], cookies: dict, clients: int, total: int, warmup: int, master: int | None
 ) -> Result:
     """`clients` threads take requests from one counter (URL i is urls[i % len(urls)]) until
-    `total` are done, after `warmup` unrecorded ones; each sends the logged-in cookies."""
+    `total` are done, after `warmup` unrecorded ones (the first `warmup` URLs; the recorded
+    ones follow them); each sends the logged-in cookies."""
     cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
 
-    def phase(count: int) -> Result:
-        counter = itertools.count()
+    def phase(start: int, count: int) -> Result:
+        counter = itertools.count(start)
         times: list[float] = []
         sizes: list[int] = []
         statuses: dict[int | str, int] = defaultdict(int)
@@ -1177,7 +1185,7 @@ def run_load(
 
         def client() -> None:
             barrier.wait()
-            while (i := next(counter)) < count:
+            while (i := next(counter)) < start + count:
                 started = time.perf_counter()
                 status, size = fetch(urls[i % len(urls)], cookie)
                 elapsed = time.perf_counter() - started
@@ -1199,8 +1207,8 @@ def run_load(
         return Result(times, statuses, wall, sizes, meter.stop())
 
     if warmup:
-        phase(warmup)
-    return phase(total)
+        phase(0, warmup)
+    return phase(warmup, total)
 
 
 def in_process_profile(paths: list[tuple[str, str]], user, runs: int = 5) -> list[tuple]:
@@ -1249,20 +1257,22 @@ def in_process_profile(paths: list[tuple[str, str]], user, runs: int = 5) -> lis
     return out
 
 
-def _pick_urls(base: str, rng: random.Random) -> dict[str, list[str]]:
+def _pick_urls(base: str, rng: random.Random, first_visits: int) -> dict[str, list[str]]:
+    """Per page, the URLs it rotates over; "new cve" gets `first_visits` CVEs of its own."""
     from tracker.models import Fork, Vulnerability
 
     forks = list(
         Fork.objects.filter(upstream__slug=SLUG).order_by("slug").values_list("slug", flat=True)
     )
     cves = sorted(Vulnerability.objects.filter(upstream__slug=SLUG).values_list("cve", flat=True))
-    cves = rng.sample(cves, min(200, len(cves)))
+    cves = rng.sample(cves, len(cves))
+    repeated, new = cves[:CVES], cves[CVES : CVES + first_visits]
     urls = {}
     for name, path, over in PAGES:
         if over == "fork":
             urls[name] = [base + path.format(fork=f) for f in forks]
-        elif over == "cve":
-            urls[name] = [base + path.format(cve=c) for c in cves]
+        elif over in ("cve", "new cve"):
+            urls[name] = [base + path.format(cve=c) for c in (repeated if over == "cve" else new)]
         else:
             urls[name] = [base + path]
     return urls
@@ -1392,7 +1402,7 @@ def main() -> None:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     rng = random.Random(args.seed)  # noqa: S311
-    urls = _pick_urls(base, rng)
+    urls = _pick_urls(base, rng, 5 + args.baseline_requests + args.warmup + args.requests)
     connections.close_all()
     server = start_gunicorn(args, load_url, data_dir, port)
     try:
@@ -1415,15 +1425,24 @@ def main() -> None:
         baseline, loaded = [], []
         for name, _status in live:
             print(f"measuring {name} …", flush=True)
+            if name == "CVE, first visits":  # each phase its own CVEs, none seen before
+                split = 5 + args.baseline_requests
+                alone, crowd = urls[name][:split], urls[name][split:]
+                alone_warmup, crowd_warmup = 5, args.warmup
+            else:  # the warm-ups visit every URL
+                alone = crowd = urls[name]
+                alone_warmup = max(5, len(alone))
+                crowd_warmup = max(args.warmup, len(crowd))
             baseline.append(
-                (name, run_load(urls[name], cookies, 1, args.baseline_requests, 5, server.pid))
+                (
+                    name,
+                    run_load(alone, cookies, 1, args.baseline_requests, alone_warmup, server.pid),
+                )
             )
             loaded.append(
                 (
                     name,
-                    run_load(
-                        urls[name], cookies, args.clients, args.requests, args.warmup, server.pid
-                    ),
+                    run_load(crowd, cookies, args.clients, args.requests, crowd_warmup, server.pid),
                 )
             )
         # Every page type in turn (ten URLs of each), as a crowd of users would mix them.
@@ -1480,8 +1499,8 @@ def main() -> None:
         print(f"\nnot measured: {name} (answered 404: not there yet)")
     _table("Baseline, one client:", baseline)
     _table(
-        f"{args.clients} concurrent clients, {args.requests} requests per page after "
-        f"{args.warmup} warm-up (goal: p95 <= {GOAL_P95_MS} ms, zero errors):",
+        f"{args.clients} concurrent clients, {args.requests} requests per page after a "
+        f"warm-up of at least {args.warmup} (goal: p95 <= {GOAL_P95_MS} ms, zero errors):",
         loaded,
     )
     _table(f"{args.clients} clients, every page mixed:", mixed)
