@@ -109,7 +109,8 @@ REDIS_URL = redis_url("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's Redis backend, reusing its redis-py clients (tracker/rediscache.py).
+            "BACKEND": "tracker.rediscache.ReusedClientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "forkhealth"),
         }
