@@ -261,7 +261,7 @@ def test_csv_streams_the_whole_filtered_matrix_in_constant_queries(
     world, staff_client, django_assert_num_queries
 ):
     url = reverse("security-csv") + "?fork=f1"
-    # user, fork, branches, releases, vulnerabilities, statuses per batch of 500
+    # user, fork, branches, releases, statuses, vulnerabilities
     text = _same_queries_for_20_forks(world, staff_client, url, django_assert_num_queries, 6)
     rows = list(csv.reader(io.StringIO(text)))
     header, data = rows[0], rows[1:]
