@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/forkhealth \\
         .venv/bin/python benchmarks/load.py [--world /tmp/forkhealth-world-1m] [--reuse-db]
-        [--clients 20] [--requests 500] [--workers 4] [--pages overview,fork]
+        [--clients 20] [--requests 1000] [--workers 4] [--pages overview,fork]
 
 Creates its own database (``forkhealth_load`` on the server of DATABASE_URL; dropped first
 unless --reuse-db finds it seeded; migrated either way) and seeds it:
@@ -1337,7 +1337,7 @@ def main() -> None:
     parser.add_argument("--world", type=Path, default=DEFAULT_WORLD)
     parser.add_argument("--reuse-db", action="store_true", help="skip seeding when seeded")
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--requests", type=int, default=500, help="per page, under load")
+    parser.add_argument("--requests", type=int, default=1000, help="per page, under load")
     parser.add_argument("--warmup", type=int, default=60, help="per page, not recorded")
     parser.add_argument(
         "--pages", default="", help="comma-separated page names of PAGES to measure (default all)"

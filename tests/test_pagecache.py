@@ -155,3 +155,35 @@ def test_data_version_is_prepared_again_on_a_new_connection_and_outlives_a_rollb
     assert data_version() == first
     upstream.forks.create(slug="acme", name="Acme", git_url="/y")
     assert data_version() != first
+
+
+def test_an_expired_value_is_rebuilt_by_one_request_while_the_others_get_the_old_one(
+    page_cache, monkeypatch
+):
+    from tracker import pagecache
+
+    clock = [1000.0]
+    monkeypatch.setattr(pagecache.time, "time", lambda: clock[0])
+    builds = []
+
+    def build() -> str:
+        builds.append(clock[0])
+        return f"built at {clock[0]}"
+
+    assert pagecache.cached_value("t", ["x"], build) == "built at 1000.0"
+    clock[0] += 59
+    assert pagecache.cached_value("t", ["x"], build) == "built at 1000.0"
+    assert builds == [1000.0]
+    clock[0] += 2  # past PAGE_CACHE_SECONDS
+    meanwhile = []
+
+    def rebuild() -> str:
+        # A request that arrives while this one rebuilds gets the old value at once.
+        meanwhile.append(pagecache.cached_value("t", ["x"], build))
+        return "rebuilt"
+
+    assert pagecache.cached_value("t", ["x"], rebuild) == "rebuilt"
+    assert meanwhile == ["built at 1000.0"] and builds == [1000.0]
+    assert pagecache.cached_value("t", ["x"], build) == "rebuilt"  # fresh again
+    clock[0] += 61  # expired again, nobody rebuilding: this request does
+    assert pagecache.cached_value("t", ["x"], build) == f"built at {clock[0]}"

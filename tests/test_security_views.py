@@ -446,3 +446,24 @@ def test_evidence_items_escape_every_field():
     assert f'fork commit <code title="{"c" * 40}">{"c" * 12}</code>' in html
     assert "<strong>missing</strong>" in html
     assert "base version 125.0.6422.&lt;i&gt;1&lt;/i&gt;" in html
+
+
+def test_cve_target_rows_escape_names_versions_and_evidence():
+    from tracker.security_views import CveTarget, older_releases, target_rows
+
+    shipped = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    evidence = '[{"part": "' + "a" * 40 + '", "how": "missing", "patch": "<i>p</i>"}]'
+    rows = [
+        CveTarget("branch", "<script>b</script>", None, "open", "open", "1.<b>2</b>", "[]"),
+        CveTarget("release", 'v1"><img>', shipped, "not_affected", "open", "", evidence),
+    ]
+    html = target_rows(rows)
+    assert html.count("<tr>") == 2
+    assert "<script>" not in html and "&lt;script&gt;b&lt;/script&gt;" in html
+    assert "<img>" not in html and "v1&quot;&gt;&lt;img&gt;" in html
+    assert "1.&lt;b&gt;2&lt;/b&gt;" in html and "<td>unknown</td>" in html
+    assert '<time datetime="2026-05-01T12:00:00+00:00">2026-05-01</time>' in html
+    assert "not affected</span> <small>(computed: open)</small>" in html
+    assert "patch <code>&lt;i&gt;p&lt;/i&gt;</code>" in html
+    older = older_releases(rows)
+    assert "&lt;script&gt;" in older and "<script>" not in older and " · " in older

@@ -4,8 +4,8 @@ The dashboard's pages are read far more often than their data changes (syncs run
 the expensive part of a page, its body, is kept in the cache under a key that includes a
 *data version*: one cheap query of index probes (the newest snapshot, security snapshot,
 release, triage, vulnerability, …) that changes whenever something a page shows may have
-changed. A new sync or triage therefore shows at once; the time to live
-(``PAGE_CACHE_SECONDS``) only bounds how stale relative times ("5 minutes ago") get. The
+changed. A new sync or triage therefore shows at once; ``PAGE_CACHE_SECONDS`` only bounds
+how stale relative times ("5 minutes ago") get. The
 page's shell (header, user name, CSRF token of the log-out form) is rendered per request.
 Bodies holding a form carry `CSRF_SLOT` in place of the token, filled in per request.
 """
@@ -13,6 +13,7 @@ Bodies holding a form carry `CSRF_SLOT` in place of the token, filled in per req
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -92,6 +93,9 @@ def data_version() -> str:
     return hashlib.sha1(repr(row).encode(), usedforsecurity=False).hexdigest()[:16]
 
 
+REBUILD_SECONDS = 30  # how long one request may take to rebuild an expired value
+
+
 def cached_value(name: str, parts: Iterable[object], build: Callable[[], T]) -> T:
     """What `build()` returns (text, or a tuple of texts), from the cache when the data has
     not changed since it was built.
@@ -99,16 +103,27 @@ def cached_value(name: str, parts: Iterable[object], build: Callable[[], T]) -> 
     `parts` are whatever else the value depends on (query string, staff or not, …): what
     the URL names rather than database ids, so that a hit needs no lookup; `build` raises
     Http404 for a name that does not exist, and nothing is cached then. With
-    ``PAGE_CACHE_SECONDS`` at 0 the value is built every time."""
+    ``PAGE_CACHE_SECONDS`` at 0 the value is built every time.
+
+    A value older than ``PAGE_CACHE_SECONDS`` is rebuilt by one request while the others
+    keep getting it for the few moments that takes: for the same data version it differs
+    only in its relative times, and a crowd on a busy page would otherwise all rebuild it
+    at once, every time it expires."""
     ttl = settings.PAGE_CACHE_SECONDS
     if ttl <= 0:
         return build()
     raw = "|".join([name, data_version(), *map(str, parts)])
-    key = "page:" + hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
-    value = cache.get(key)
-    if value is None:
-        value = build()
-        cache.set(key, value, ttl)
+    key = "page:v2:" + hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
+    entry = cache.get(key)
+    now = time.time()
+    if entry is not None:
+        built_at, value = entry
+        if now - built_at < ttl or not cache.add(f"{key}:rebuild", 1, REBUILD_SECONDS):
+            return value  # fresh, or another request is rebuilding it
+    value = build()
+    cache.set(key, (now, value), ttl + REBUILD_SECONDS)
+    if entry is not None:
+        cache.delete(f"{key}:rebuild")
     return value
 
 

@@ -47,6 +47,7 @@ from tracker.models import (
     Vulnerability,
 )
 from tracker.pagecache import CSRF_SLOT, cached_body, cached_value, fill_csrf
+from tracker.templatetags.forkhealth import fix_label
 
 MATRIX_PAGE_SIZE = 100  # vulnerabilities per matrix page
 MATRIX_RELEASES = 6  # the fork's newest releases shown as matrix columns
@@ -479,13 +480,6 @@ def _cve_targets(vuln: Vulnerability) -> dict[int, list[CveTarget]]:
     return targets
 
 
-def _label(status: str) -> str:
-    try:
-        return FixState(status).label
-    except ValueError:
-        return status
-
-
 def target_rows(targets: list[CveTarget]) -> str:
     """A fork's table rows on the CVE page: each branch tip and release with its status in
     words, its upstream base version and its evidence (escaped)."""
@@ -500,11 +494,12 @@ def target_rows(targets: list[CveTarget]) -> str:
             )
         computed = ""
         if t.status != t.computed:
-            computed = f" <small>(computed: {_e(_label(t.computed))})</small>"
+            computed = f" <small>(computed: {_e(fix_label(t.computed))})</small>"
         evidence = evidence_items(json.loads(t.evidence_json or "[]"), t.base_version)
+        status = f'<span class="fix fix-{_e(t.status)}">{_e(fix_label(t.status))}</span>'
         rows.append(
             f"<tr><td>{t.kind} <code>{_e(t.name)}</code>{shipped}</td>"
-            f'<td><span class="fix fix-{_e(t.status)}">{_e(_label(t.status))}</span>{computed}</td>'
+            f"<td>{status}{computed}</td>"
             f"<td>{_e(t.base_version or 'unknown')}</td>"
             f'<td><ul class="evidence">{evidence}</ul></td></tr>'
         )
@@ -516,7 +511,7 @@ def older_releases(targets: list[CveTarget]) -> str:
     return mark_safe(  # noqa: S308 - every value escaped by _e
         " · ".join(
             f'<code>{_e(t.name)}</code> <span class="fix fix-{_e(t.status)}">'
-            f"{_e(_label(t.status))}</span>"
+            f"{_e(fix_label(t.status))}</span>"
             for t in targets
         )
     )
