@@ -32,9 +32,10 @@ concurrent clients (threads sending the session cookie by http.client, no think 
 over, whichever is more (so the figures are of repeat visits), then every page mixed. "CVE,
 first visits" has no URL twice: it measures pages built from the database. Pages answering
 404 (not written yet) are skipped. Prints per page the requests, errors (anything but 200),
-p50, p95, max and throughput; the CPU spent per request by gunicorn and PostgreSQL, by the
-load generator and by the rest of the machine (other work on a shared machine shows there);
-and where the time goes in this process (queries, their time, template rendering).
+p50, p95, max and throughput; the CPU spent per request by gunicorn, PostgreSQL and Redis,
+by the load generator and by the rest of the machine (other work on a shared machine, and
+time the hypervisor gave to other guests, show there); and where the time goes in this
+process (queries, their time, template rendering).
 
 Leaves the database in place for --reuse-db. Not a test: it measures, it asserts nothing.
 """
@@ -1032,16 +1033,19 @@ def login(base: str, password: str):
     return session.cookies.get_dict()
 
 
-def _cpu_busy() -> float:
-    """Busy CPU seconds of the whole machine so far, all cores (/proc/stat)."""
+def _cpu_busy() -> tuple[float, float]:
+    """Busy CPU seconds of the whole machine so far, all cores, and of those the time the
+    hypervisor gave to other guests (steal) (/proc/stat)."""
     with open("/proc/stat") as stat:
         values = [int(v) for v in stat.readline().split()[1:9]]
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - values[3] - values[4]) / tick, values[7] / tick
 
 
-def _server_pids(master: int) -> tuple[set[int], set[int]]:
-    """(gunicorn master and workers, PostgreSQL backends of the load database)."""
-    workers, backends = {master}, set()
+def _server_pids(master: int) -> dict[str, set[int]]:
+    """The serving processes by group: gunicorn (master and workers), the PostgreSQL
+    backends of the load database, and Redis (which holds the sessions and page bodies)."""
+    groups: dict[str, set[int]] = {"gunicorn": {master}, "postgres": set(), "redis": set()}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -1053,10 +1057,14 @@ def _server_pids(master: int) -> tuple[set[int], set[int]]:
         except OSError:
             continue
         if ppid == master:
-            workers.add(int(entry))
+            groups["gunicorn"].add(int(entry))
         elif command.startswith(b"postgres:") and f" {LOAD_DB} ".encode() in command:
-            backends.add(int(entry))
-    return workers, backends
+            groups["postgres"].add(int(entry))
+        elif command.split(b"\0")[0].endswith(b"redis-server") or command.startswith(
+            b"redis-server"
+        ):
+            groups["redis"].add(int(entry))
+    return groups
 
 
 def _pid_cpu(pid: int) -> float:
@@ -1082,8 +1090,8 @@ class CpuMeter:
         self.done = threading.Event()
 
     def _read(self, initial: bool) -> None:
-        workers, backends = _server_pids(self.master) if self.master else (set(), set())
-        for group, pids in (("gunicorn", workers), ("postgres", backends)):
+        groups = _server_pids(self.master) if self.master else {}
+        for group, pids in groups.items():
             for pid in pids:
                 cpu = _pid_cpu(pid)
                 if initial:
@@ -1096,7 +1104,7 @@ class CpuMeter:
 
     def start(self) -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        self.busy0, self.self0 = _cpu_busy(), usage.ru_utime + usage.ru_stime
+        (self.busy0, self.steal0), self.self0 = _cpu_busy(), usage.ru_utime + usage.ru_stime
         self._read(initial=True)
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -1106,11 +1114,13 @@ class CpuMeter:
         self.thread.join()
         self._read(initial=False)
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        spent = {"gunicorn": 0.0, "postgres": 0.0}
+        busy, steal = _cpu_busy()
+        spent = {"gunicorn": 0.0, "postgres": 0.0, "redis": 0.0}
         for pid, (group, cpu) in self.last.items():
             spent[group] += cpu - self.first.get(pid, 0.0)
         return {
-            "busy": _cpu_busy() - self.busy0,
+            "busy": busy - self.busy0,
+            "steal": steal - self.steal0,
             "client": usage.ru_utime + usage.ru_stime - self.self0,
             **spent,
         }
@@ -1518,22 +1528,28 @@ def main() -> None:
     print()
     print(
         "CPU (all cores: 100 % = one core busy). Server = gunicorn + PostgreSQL backends of "
-        f"{LOAD_DB}; others = the rest of the machine (not this benchmark):"
+        f"{LOAD_DB} + Redis; others = the rest of the machine (not this benchmark), of which "
+        "steal = time the hypervisor gave to other guests:"
     )
     print()
-    print("| phase | page | server CPU per request | server | load generator | others | idle |")
+    print(
+        "| phase | page | server CPU per request | server | load generator | others "
+        "(steal) | idle |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     cores = os.cpu_count() or 1
     for phase, rows in (("1 client", baseline), (f"{args.clients} clients", loaded)):
         for name, r in [*rows, *(mixed if rows is loaded else [])]:
-            server_cpu = r.cpu["gunicorn"] + r.cpu["postgres"]
+            server_cpu = r.cpu["gunicorn"] + r.cpu["postgres"] + r.cpu["redis"]
             others = max(0.0, r.cpu["busy"] - server_cpu - r.cpu["client"])
             idle = max(0.0, cores * r.wall - r.cpu["busy"])
             print(
                 f"| {phase} | {name} | {server_cpu / r.requests * 1000:.1f} ms "
-                f"({r.cpu['postgres'] / r.requests * 1000:.1f} in PostgreSQL) "
+                f"({r.cpu['postgres'] / r.requests * 1000:.1f} in PostgreSQL, "
+                f"{r.cpu['redis'] / r.requests * 1000:.1f} in Redis) "
                 f"| {server_cpu / r.wall * 100:.0f} % | {r.cpu['client'] / r.wall * 100:.0f} % "
-                f"| {others / r.wall * 100:.0f} % | {idle / r.wall * 100:.0f} % |"
+                f"| {others / r.wall * 100:.0f} % ({r.cpu['steal'] / r.wall * 100:.0f} %) "
+                f"| {idle / r.wall * 100:.0f} % |"
             )
     print()
     print("In-process (Django test client, best of 5, this process):")
