@@ -187,3 +187,19 @@ def test_an_expired_value_is_rebuilt_by_one_request_while_the_others_get_the_old
     assert pagecache.cached_value("t", ["x"], build) == "rebuilt"  # fresh again
     clock[0] += 61  # expired again, nobody rebuilding: this request does
     assert pagecache.cached_value("t", ["x"], build) == f"built at {clock[0]}"
+
+
+def test_a_change_the_admin_logs_shows_at_once(world, staff_client, page_cache, django_user_model):
+    from django.contrib.admin.models import CHANGE, LogEntry
+
+    from tracker.models import Fork
+
+    fork = world[2][0]
+    url = reverse("fork", args=[fork.slug])
+    assert "Fork 1" in staff_client.get(url).content.decode()
+    Fork.objects.filter(pk=fork.pk).update(name="Renamed fork")  # changes no other probe
+    assert "Renamed fork" not in staff_client.get(url).content.decode()
+    # What ModelAdmin.log_change records after saving the change form.
+    staff = django_user_model.objects.get(username="staff")
+    LogEntry.objects.log_actions(staff.pk, [fork], CHANGE, "Changed name.", single_object=True)
+    assert "Renamed fork" in staff_client.get(url).content.decode()

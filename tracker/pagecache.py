@@ -4,10 +4,10 @@ The dashboard's pages are read far more often than their data changes (syncs run
 the expensive part of a page, its body, is kept in the cache under a key that includes a
 *data version*: one cheap query of index probes (the newest snapshot, security snapshot,
 release, triage, vulnerability, …) that changes whenever something a page shows may have
-changed. A new sync or triage therefore shows at once; ``PAGE_CACHE_SECONDS`` only bounds
-how stale relative times ("5 minutes ago") get. The
-page's shell (header, user name, CSRF token of the log-out form) is rendered per request.
-Bodies holding a form carry `CSRF_SLOT` in place of the token, filled in per request.
+changed. A new sync, triage or change in the admin therefore shows at once;
+``PAGE_CACHE_SECONDS`` only bounds how stale relative times ("5 minutes ago") get. The page's
+shell (header, user name, CSRF token of the log-out form) is rendered per request. Bodies
+holding a form carry `CSRF_SLOT` in place of the token, filled in per request.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from django.conf import settings
+from django.contrib.admin.models import LogEntry
 from django.core.cache import cache
 from django.db import connection
 from django.middleware.csrf import get_token
@@ -60,6 +61,7 @@ def _probes() -> list[str]:
                 Vulnerability,
                 TrackedBranch,
                 Alert,
+                LogEntry,  # every change made in the admin (a fork renamed, a threshold)
             )
         ),
         f"(SELECT COUNT(*) FROM {fork})",  # noqa: S608
