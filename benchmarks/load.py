@@ -80,7 +80,7 @@ USERNAME = "load"
 
 # The pages under load: (name, path, what the path rotates over: None, "fork", "cve" or
 # "new cve"). Every URL of a page is visited once in its warm-up, so the figures are those of
-# pages seen before (repeat visits: the page cache's bodies), except "CVE, first visits",
+# pages seen before (repeat visits: the page cache's bodies), except "CVE first visits",
 # whose every request is a CVE page not seen before (the page built from the database).
 # Adjust here when a page moves; a page answering 404 is skipped and reported as such.
 PAGES = [
@@ -91,7 +91,7 @@ PAGES = [
     ("security matrix", "/security/?fork={fork}", "fork"),
     ("security matrix CSV", "/security.csv?fork={fork}", "fork"),
     ("CVE", "/security/{cve}/", "cve"),
-    ("CVE, first visits", "/security/{cve}/", "new cve"),
+    ("CVE first visits", "/security/{cve}/", "new cve"),
 ]
 CVES = 200  # the CVE pages that "CVE" rotates over
 GOAL_P95_MS = 150
@@ -1224,8 +1224,8 @@ def run_load(
 def in_process_profile(paths: list[tuple[str, list[str]]], user, runs: int = 5) -> list[tuple]:
     """Per page, served in this process by the test client (a streamed body read to its
     end): best time of `runs`, its queries and their time (CaptureQueriesContext), the time
-    spent rendering templates, and the slowest query. Run i requests the page's path
-    i % len(paths): one path is a page seen before, `runs` paths are first visits."""
+    spent rendering templates, and the slowest query. Run i requests options[i % len(options)]
+    of its page: one path for a page seen before, `runs` paths for first visits."""
     from django.conf import settings
     from django.db import connection
     from django.template.backends.django import Template
@@ -1279,6 +1279,11 @@ def _pick_urls(base: str, rng: random.Random, first_visits: int) -> dict[str, li
     cves = sorted(Vulnerability.objects.filter(upstream__slug=SLUG).values_list("cve", flat=True))
     cves = rng.sample(cves, len(cves))
     repeated, new = cves[:CVES], cves[CVES : CVES + first_visits]
+    if len(new) < first_visits:
+        sys.exit(
+            f"benchmarks/load.py: {first_visits} first visits need as many CVEs besides the "
+            f"{CVES} visited again, and there are {len(cves)} in all: ask for fewer --requests"
+        )
     urls = {}
     for name, path, over in PAGES:
         if over == "fork":
@@ -1439,7 +1444,7 @@ def main() -> None:
         baseline, loaded = [], []
         for name, _status in live:
             print(f"measuring {name} …", flush=True)
-            if name == "CVE, first visits":  # each phase its own CVEs, none seen before
+            if name == "CVE first visits":  # each phase its own CVEs, none seen before
                 split = 5 + args.baseline_requests
                 alone, crowd = urls[name][:split], urls[name][split:]
                 alone_warmup, crowd_warmup = 5, args.warmup
@@ -1477,7 +1482,7 @@ def main() -> None:
         profile = in_process_profile(
             [
                 (name, [u.removeprefix(base) for u in urls[name][-5:]])
-                if name == "CVE, first visits"
+                if name == "CVE first visits"
                 else (name, [urls[name][0].removeprefix(base)])
                 for name, _s in live
             ],
