@@ -965,7 +965,7 @@ def start_gunicorn(args, database_url: str, data_dir: Path, port: int) -> subpro
         **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": args.redis_url,
-        "CACHE_KEY_PREFIX": "forkhealth-load",
+        "CACHE_KEY_PREFIX": os.environ["CACHE_KEY_PREFIX"],
         "SECRET_KEY": secrets.token_urlsafe(40),
         "DEBUG": "false",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -1386,7 +1386,9 @@ def main() -> None:
     os.environ["DEBUG"] = "false"
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(40))
     os.environ["REDIS_URL"] = args.redis_url
-    os.environ["CACHE_KEY_PREFIX"] = "forkhealth-load"
+    # Cache keys of this run's own: an earlier run's page bodies (same database, same data
+    # version) would otherwise turn first visits into repeat ones.
+    os.environ["CACHE_KEY_PREFIX"] = f"forkhealth-load-{secrets.token_hex(4)}"
     if args.page_cache_seconds is not None:
         os.environ["PAGE_CACHE_SECONDS"] = str(args.page_cache_seconds)
     import django
