@@ -965,7 +965,6 @@ def start_gunicorn(args, database_url: str, data_dir: Path, port: int) -> subpro
         **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": args.redis_url,
-        "CACHE_KEY_PREFIX": os.environ["CACHE_KEY_PREFIX"],
         "SECRET_KEY": secrets.token_urlsafe(40),
         "DEBUG": "false",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -1051,7 +1050,8 @@ def _server_pids(master: int) -> dict[str, set[int]]:
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
-                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+                name, fields = stat.read().split("(", 1)[1].rsplit(")", 1)
+            ppid = int(fields.split()[1])
             with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
                 command = cmdline.read()
         except OSError:
@@ -1060,9 +1060,7 @@ def _server_pids(master: int) -> dict[str, set[int]]:
             groups["gunicorn"].add(int(entry))
         elif command.startswith(b"postgres:") and f" {LOAD_DB} ".encode() in command:
             groups["postgres"].add(int(entry))
-        elif command.split(b"\0")[0].endswith(b"redis-server") or command.startswith(
-            b"redis-server"
-        ):
+        elif name == "redis-server":
             groups["redis"].add(int(entry))
     return groups
 

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.test_security_views import _fork, _vulnerabilities
-from tracker.models import BranchSnapshot, FixStatus, FixTriage, TrackedBranch, Upstream
+from tracker.models import BranchSnapshot, FixStatus, FixTriage, Fork, TrackedBranch, Upstream
 from tracker.pagecache import CSRF_SLOT, data_version
 
 pytestmark = pytest.mark.django_db
@@ -133,8 +133,6 @@ def test_a_page_keyed_by_its_url_answers_404_for_unknown_names_every_time(
 
 
 def test_a_new_fork_with_a_cached_slug_shows_its_own_page(world, staff_client, page_cache):
-    from tests.test_security_views import _fork
-
     url = reverse("fork", args=["f3"])
     assert staff_client.get(url).status_code == 404
     _fork(world[0], 3, world[1])
@@ -191,8 +189,6 @@ def test_an_expired_value_is_rebuilt_by_one_request_while_the_others_get_the_old
 
 def test_a_change_the_admin_logs_shows_at_once(world, staff_client, page_cache, django_user_model):
     from django.contrib.admin.models import CHANGE, LogEntry
-
-    from tracker.models import Fork
 
     fork = world[2][0]
     url = reverse("fork", args=[fork.slug])

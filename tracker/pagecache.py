@@ -75,22 +75,25 @@ def _probes() -> list[str]:
 _STATEMENT = "forkhealth_data_version"
 
 
+def _select() -> str:
+    return "SELECT " + ", ".join(_probes())
+
+
 def data_version() -> str:
     """A digest that changes whenever data a page shows may have changed (one query).
 
     On PostgreSQL the query is prepared once per database connection: planning its probes
     costs about three times what running them does (1.3 against 0.4 ms), on every page."""
-    select = "SELECT " + ", ".join(_probes())
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # A new connection (Django reconnects after errors and CONN_MAX_AGE) has no
             # prepared statements; PREPARE outlives a rolled-back transaction.
             if getattr(connection, "_data_version_on", None) is not connection.connection:
-                cursor.execute(f"PREPARE {_STATEMENT} AS {select}")
+                cursor.execute(f"PREPARE {_STATEMENT} AS {_select()}")
                 connection._data_version_on = connection.connection
             cursor.execute(f"EXECUTE {_STATEMENT}")
         else:
-            cursor.execute(select)
+            cursor.execute(_select())
         row = cursor.fetchone()
     return hashlib.sha1(repr(row).encode(), usedforsecurity=False).hexdigest()[:16]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,8 +20,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, TextField
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -407,7 +406,7 @@ CVE_ROW_FIELDS = (
     "fork_id",
     "status",
     "computed",
-    "evidence_json",
+    "evidence",
     "release_id",
     "release__tag",
     "release__tagged_at",
@@ -428,7 +427,7 @@ class CveTarget:
     status: str
     computed: str
     base_version: str
-    evidence_json: str  # FixStatus.evidence as JSON text, parsed only for the rows shown
+    evidence: list
 
 
 def _cve_targets(vuln: Vulnerability) -> dict[int, list[CveTarget]]:
@@ -441,10 +440,7 @@ def _cve_targets(vuln: Vulnerability) -> dict[int, list[CveTarget]]:
     )
     rows = (
         FixStatus.objects.of_vulnerabilities([vuln.pk])
-        .annotate(
-            branch_base=Subquery(newest_base),
-            evidence_json=Cast("evidence", output_field=TextField()),
-        )
+        .annotate(branch_base=Subquery(newest_base))
         .values_list(*CVE_ROW_FIELDS)
     )
     branches: dict[int, list[CveTarget]] = {}
@@ -495,7 +491,7 @@ def target_rows(targets: list[CveTarget]) -> str:
         computed = ""
         if t.status != t.computed:
             computed = f" <small>(computed: {_e(fix_label(t.computed))})</small>"
-        evidence = evidence_items(json.loads(t.evidence_json or "[]"), t.base_version)
+        evidence = evidence_items(t.evidence or [], t.base_version)
         status = f'<span class="fix fix-{_e(t.status)}">{_e(fix_label(t.status))}</span>'
         rows.append(
             f"<tr><td>{t.kind} <code>{_e(t.name)}</code>{shipped}</td>"
@@ -529,7 +525,6 @@ def _cve_context(vuln: Vulnerability, form: TriageForm | None) -> dict:
         mine = targets.get(fork.pk, [])
         # Branch tips, then the newest releases with their evidence; older releases status only.
         shown = sum(1 for t in mine if t.kind == "branch") + CVE_RELEASES
-        fork.computed = bool(mine)
         fork.rows_html = target_rows(mine[:shown])
         fork.older_html = older_releases(mine[shown:])
         fork.decision = next((t for t in history if t.fork_id == fork.pk), None)
