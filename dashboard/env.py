@@ -88,11 +88,17 @@ DATABASE_SCHEMES = {"postgres", "postgresql", "pgsql", "sqlite"}
 
 
 def database_config(
-    name: str, default_sqlite_path: str, environ: Mapping[str, str] | None = None
+    name: str,
+    default_sqlite_path: str,
+    environ: Mapping[str, str] | None = None,
+    prepared_statements: bool = True,
 ) -> dict:
     """Django DATABASES['default'] from a URL such as postgres://user@host:5432/db.
 
-    Unset means a SQLite file at `default_sqlite_path`: the embedded mode.
+    Unset means a SQLite file at `default_sqlite_path`: the embedded mode. On PostgreSQL,
+    `prepared_statements` has psycopg bind parameters on the server and prepare a query once
+    it ran five times on a connection: PostgreSQL otherwise plans every query again, and for
+    the pages' small queries planning costs as much as running them.
     """
     import dj_database_url
 
@@ -118,6 +124,8 @@ def database_config(
         config = dj_database_url.parse(raw, conn_max_age=60, conn_health_checks=True)
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"{name}: cannot parse the URL ({exc.__class__.__name__})") from None
+    if prepared_statements and config["ENGINE"] == "django.db.backends.postgresql":
+        config.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
     return config
 
 

@@ -102,7 +102,13 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": database_config("DATABASE_URL", str(DATA_DIR / "forkhealth.sqlite3"))}
+DATABASES = {
+    "default": database_config(
+        "DATABASE_URL",
+        str(DATA_DIR / "forkhealth.sqlite3"),
+        prepared_statements=env_bool("DATABASE_PREPARED_STATEMENTS", True),
+    )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = redis_url("REDIS_URL")

@@ -140,11 +140,16 @@ def test_a_new_fork_with_a_cached_slug_shows_its_own_page(world, staff_client, p
 
 
 @pytest.mark.django_db(transaction=True)
-def test_data_version_is_prepared_again_on_a_new_connection_and_outlives_a_rollback():
+def test_data_version_is_prepared_on_the_connection_and_outlives_a_rollback_and_reconnect():
     from django.db import connection, transaction
 
     upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
     first = data_version()
+    for _ in range(5):  # psycopg prepares a query run more than prepare_threshold times
+        data_version()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        assert any("MAX(id)" in statement for (statement,) in cursor.fetchall())
     with pytest.raises(RuntimeError), transaction.atomic():
         assert data_version() == first
         raise RuntimeError("roll back")

@@ -86,6 +86,16 @@ def test_database_config_sqlite_default_and_postgres_url():
         database_config("DATABASE_URL", "/unused", {"DATABASE_URL": "postgres://h:5432"})
 
 
+def test_database_config_prepares_statements_on_postgres_unless_told_not_to():
+    url = {"DATABASE_URL": "postgres://me@db.internal:5432/fh"}
+    options = database_config("DATABASE_URL", "/unused", url)["OPTIONS"]
+    assert options == {"server_side_binding": True, "prepare_threshold": 5}
+    off = database_config("DATABASE_URL", "/unused", url, prepared_statements=False)
+    assert "server_side_binding" not in off.get("OPTIONS", {})
+    sqlite = database_config("DATABASE_URL", "/tmp/x.sqlite3", {})
+    assert "server_side_binding" not in sqlite["OPTIONS"]
+
+
 def test_email_url_and_separate_variables():
     config = email_config({"EMAIL_URL": "smtp://bot%40x.org:p%2Fw@mail.x.org:587?tls=1"})
     assert config["EMAIL_HOST"] == "mail.x.org"
