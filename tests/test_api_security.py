@@ -52,6 +52,50 @@ def test_fix_statuses_are_the_matrix_with_evidence(api):
     assert opened["count"] == FixStatus.objects.filter(status="open").count()
 
 
+def _cells(rows):
+    return [(r["fork"], r["cve"], r["release"], r["branch"], r["status"]) for r in rows]
+
+
+def test_fix_statuses_by_cve_use_the_vulnerability_indexes(api, django_assert_num_queries):
+    """?cve= resolves the CVE first and filters by vulnerability id, so the statuses come
+    from the partial unique indexes (see FixStatus.objects.of_vulnerabilities); the rows,
+    their order and the pages are those of the plain join."""
+    cves = list(
+        Vulnerability.objects.filter(fork_statuses__isnull=False)
+        .order_by("cve")
+        .values_list("cve", flat=True)
+        .distinct()[:2]
+    )
+    assert len(cves) == 2
+    for cve in cves:
+        expected = FixStatus.objects.filter(vulnerability__cve=cve).order_by(
+            "fork_id", "vulnerability__cve", "release_id", "branch_id"
+        )
+        cells = [
+            (s.fork.slug, cve, s.release and s.release.tag, s.branch and s.branch.name, s.status)
+            for s in expected.select_related("fork", "release", "branch")
+        ]
+        assert len(cells) > 4
+        with django_assert_num_queries(3) as queries:  # the CVE, the count, the page
+            body = api.get(f"/api/fix-statuses/?cve={cve}&limit=3&offset=2").json()
+        assert body["count"] == len(cells) and _cells(body["results"]) == cells[2:5]
+        counting = next(q["sql"] for q in queries.captured_queries if "COUNT(*)" in q["sql"])
+        assert '"tracker_vulnerability"' not in counting  # by id, not through the join
+        fork = cells[0][0]
+        rows = api.get(f"/api/fix-statuses/?cve={cve}&fork={fork}&limit=500").json()["results"]
+        assert _cells(rows) == [c for c in cells if c[0] == fork]
+
+
+def test_fix_statuses_by_cve_in_any_case_and_unknown_cve_is_an_empty_page(api):
+    cve = FixStatus.objects.select_related("vulnerability").first().vulnerability.cve
+    upper = api.get(f"/api/fix-statuses/?cve={cve}").json()
+    assert upper["count"] > 0
+    assert api.get(f"/api/fix-statuses/?cve={cve.lower()}").json() == upper
+    response = api.get("/api/fix-statuses/?cve=CVE-1999-0001")
+    assert response.status_code == 200
+    assert response.json()["count"] == 0 and response.json()["results"] == []
+
+
 def test_lookup_answers_for_every_upstream(api):
     cve = Vulnerability.objects.order_by("cve").first().cve
     body = api.get(f"/api/lookup/?q={cve}").json()

@@ -308,9 +308,16 @@ class FixStatusViewSet(viewsets.ReadOnlyModelViewSet):
             "fork", "vulnerability", "release", "branch"
         ).order_by("fork_id", "vulnerability__cve", "release_id", "branch_id")
         params = self.request.query_params
+        if cve := params.get("cve"):
+            # The CVE's vulnerabilities (one per upstream) first, then their statuses by the
+            # partial unique indexes that lead with the vulnerability (`of_vulnerabilities`):
+            # filtering through the join instead counts by scanning the whole (fork,
+            # vulnerability) index. Any case, as the CVE page; an unknown CVE is an empty page.
+            vulns = Vulnerability.objects.filter(cve=cve.upper())  # stored upper case
+            vuln_ids = list(vulns.values_list("pk", flat=True))
+            rows = rows.of_vulnerabilities(vuln_ids)
         filters = {
             "fork": "fork__slug",
-            "cve": "vulnerability__cve",
             "status": "status",
             "release": "release__tag",
             "branch": "branch__name",
