@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -452,9 +453,9 @@ def test_cve_target_rows_escape_names_versions_and_evidence():
     from tracker.security_views import CveTarget, older_releases, target_rows
 
     shipped = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-    evidence = [{"part": "a" * 40, "how": "missing", "patch": "<i>p</i>"}]
+    evidence = json.dumps([{"part": "a" * 40, "how": "missing", "patch": "<i>p</i>"}])
     rows = [
-        CveTarget("branch", "<script>b</script>", None, "open", "open", "1.<b>2</b>", []),
+        CveTarget("branch", "<script>b</script>", None, "open", "open", "1.<b>2</b>", "[]"),
         CveTarget("release", 'v1"><img>', shipped, "not_affected", "open", "", evidence),
     ]
     html = target_rows(rows)

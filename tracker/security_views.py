@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,8 +21,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models.functions import Cast, Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -401,12 +402,13 @@ def _cve_page(
 
 # The columns of a CVE page's status rows, read as tuples: a page has up to a few hundred
 # (every fork's branch tips and releases), and model instances for them cost more than the
-# rest of the page.
+# rest of the page. The evidence comes as text, parsed only for the rows that show it (about
+# half: releases past the newest few show their status only).
 CVE_ROW_FIELDS = (
     "fork_id",
     "status",
     "computed",
-    "evidence",
+    "evidence_text",
     "release_id",
     "release__tag",
     "release__tagged_at",
@@ -427,7 +429,11 @@ class CveTarget:
     status: str
     computed: str
     base_version: str
-    evidence: list
+    evidence_text: str | None  # the evidence as JSON text
+
+    @property
+    def evidence(self) -> list:
+        return json.loads(self.evidence_text) if self.evidence_text else []
 
 
 def _cve_targets(vuln: Vulnerability) -> dict[int, list[CveTarget]]:
@@ -440,7 +446,7 @@ def _cve_targets(vuln: Vulnerability) -> dict[int, list[CveTarget]]:
     )
     rows = (
         FixStatus.objects.of_vulnerabilities([vuln.pk])
-        .annotate(branch_base=Subquery(newest_base))
+        .annotate(branch_base=Subquery(newest_base), evidence_text=Cast("evidence", TextField()))
         .values_list(*CVE_ROW_FIELDS)
     )
     branches: dict[int, list[CveTarget]] = {}
@@ -491,7 +497,7 @@ def target_rows(targets: list[CveTarget]) -> str:
         computed = ""
         if t.status != t.computed:
             computed = f" <small>(computed: {_e(fix_label(t.computed))})</small>"
-        evidence = evidence_items(t.evidence or [], t.base_version)
+        evidence = evidence_items(t.evidence, t.base_version)
         status = f'<span class="fix fix-{_e(t.status)}">{_e(fix_label(t.status))}</span>'
         rows.append(
             f"<tr><td>{t.kind} <code>{_e(t.name)}</code>{shipped}</td>"
@@ -513,13 +519,19 @@ def older_releases(targets: list[CveTarget]) -> str:
     )
 
 
+# The same in every fork's triage form.
+DECISION_OPTIONS = format_html_join("", '<option value="{}">{}</option>', TriageDecision.choices)
+
+
 def _cve_context(vuln: Vulnerability, form: TriageForm | None) -> dict:
     forks = list(
         Fork.objects.filter(upstream_id=vuln.upstream_id).order_by("name").only("slug", "name")
     )
     targets = _cve_targets(vuln)
     history = list(
-        FixTriage.objects.filter(vulnerability=vuln).select_related("fork").order_by("-decided_at")
+        FixTriage.objects.filter(vulnerability=vuln)
+        .annotate(fork_name=F("fork__name"))
+        .order_by("-decided_at")
     )
     for fork in forks:
         mine = targets.get(fork.pk, [])
@@ -532,13 +544,16 @@ def _cve_context(vuln: Vulnerability, form: TriageForm | None) -> dict:
         "vuln": vuln,
         "bugs": list(vuln.bugs.order_by("bug_id").values_list("bug_id", flat=True)),
         "fix_commits": list(
-            vuln.fix_commits.select_related("original").order_by("landed_at", "sha")
+            vuln.fix_commits.annotate(original_sha=F("original__sha")).order_by("landed_at", "sha")
         ),
-        "fixed_versions": list(vuln.fixed_versions.order_by("-milestone")),
+        "fixed_versions": list(
+            vuln.fixed_versions.order_by("-milestone").values_list("milestone", "version")
+        ),
         "forks": forks,
         "history": history,
         "form": form,
-        "decisions": TriageDecision.choices,
+        "upstream_slug": vuln.upstream.slug,
+        "decision_options": DECISION_OPTIONS,
     }
 
 
