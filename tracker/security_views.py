@@ -329,6 +329,17 @@ def _short(sha: object) -> str:
 
 
 _HOW = {"base": "in the upstream base", "backport": "backported"}
+# Status badges, made once for the known statuses (a page shows a few hundred).
+_BADGES = {
+    s.value: f'<span class="fix fix-{s.value}">{html.escape(s.label)}</span>' for s in FixState
+}
+
+
+def _badge(status: str) -> str:
+    """A status in words, as its badge (escaped)."""
+    return _BADGES.get(status) or (
+        f'<span class="fix fix-{_e(status)}">{_e(fix_label(status))}</span>'
+    )
 
 
 def evidence_items(evidence: list, base_version: str) -> str:
@@ -498,10 +509,9 @@ def target_rows(targets: list[CveTarget]) -> str:
         if t.status != t.computed:
             computed = f" <small>(computed: {_e(fix_label(t.computed))})</small>"
         evidence = evidence_items(t.evidence, t.base_version)
-        status = f'<span class="fix fix-{_e(t.status)}">{_e(fix_label(t.status))}</span>'
         rows.append(
             f"<tr><td>{t.kind} <code>{_e(t.name)}</code>{shipped}</td>"
-            f"<td>{status}{computed}</td>"
+            f"<td>{_badge(t.status)}{computed}</td>"
             f"<td>{_e(t.base_version or 'unknown')}</td>"
             f'<td><ul class="evidence">{evidence}</ul></td></tr>'
         )
@@ -511,11 +521,7 @@ def target_rows(targets: list[CveTarget]) -> str:
 def older_releases(targets: list[CveTarget]) -> str:
     """The releases past the newest few, status only, separated by dots (escaped)."""
     return mark_safe(  # noqa: S308 - every value escaped by _e
-        " · ".join(
-            f'<code>{_e(t.name)}</code> <span class="fix fix-{_e(t.status)}">'
-            f"{_e(fix_label(t.status))}</span>"
-            for t in targets
-        )
+        " · ".join(f"<code>{_e(t.name)}</code> {_badge(t.status)}" for t in targets)
     )
 
 
