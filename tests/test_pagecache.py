@@ -69,6 +69,19 @@ def test_a_second_view_is_served_from_the_cache_with_the_same_body(
     assert strip.sub("", first) == strip.sub("", second)
 
 
+def test_cve_pages_share_the_forks_branches_and_releases_and_read_one_data_version(
+    world, staff_client, page_cache, django_assert_max_num_queries
+):
+    shared = ('FROM "tracker_fork"', 'FROM "tracker_trackedbranch"', 'FROM "tracker_forkrelease"')
+    for n, vuln in enumerate(world[1][:2]):
+        with django_assert_max_num_queries(50) as captured:
+            body = staff_client.get(reverse("cve", args=[vuln.cve])).content.decode()
+        queries = [q["sql"] for q in captured.captured_queries]
+        assert sum("MAX(id)" in q for q in queries) == 1  # the body's, for the shared part too
+        assert sum(table in q for q in queries for table in shared) == (3 if n == 0 else 0)
+        assert body.count('<section class="fork"') == 2 and "release/125" in body
+
+
 def test_new_data_shows_at_once(world, staff_client, page_cache):
     fork = world[2][0]
     branch = TrackedBranch.objects.filter(fork=fork).first()

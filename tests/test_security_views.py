@@ -291,10 +291,11 @@ def test_csv_streams_the_whole_filtered_matrix_in_constant_queries(
 def test_cve_page_shows_status_and_evidence_per_fork_escaped_in_constant_queries(
     world, staff_client, django_assert_num_queries
 ):
-    # user, vulnerability, forks, statuses (with the branch tips' base versions), triage
-    # history, bugs, fix commits, fixed versions
+    # user, vulnerability, the upstream's forks, branches (with their base versions) and
+    # releases (cached when the page cache is on), statuses, triage history, bugs, fix
+    # commits, fixed versions
     url = reverse("cve", args=["cve-2026-1000"])  # any case
-    body = _same_queries_for_20_forks(world, staff_client, url, django_assert_num_queries, 8)
+    body = _same_queries_for_20_forks(world, staff_client, url, django_assert_num_queries, 10)
     assert "<h1>CVE-2026-1000" in body
     assert XSS not in body and "&lt;script&gt;alert(" in body  # title and commit subject
     assert "<b>Reporter" not in body and "&lt;b&gt;Reporter" in body

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import time
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import TypeVar
 
 from django.conf import settings
@@ -91,6 +92,8 @@ def data_version() -> str:
 
 
 REBUILD_SECONDS = 30  # how long one request may take to rebuild an expired value
+# The data version a value being built was keyed by, for the values its build reads.
+_building_on: ContextVar[str | None] = ContextVar("building_on", default=None)
 
 
 def cached_value(name: str, parts: Iterable[object], build: Callable[[], T]) -> T:
@@ -105,11 +108,15 @@ def cached_value(name: str, parts: Iterable[object], build: Callable[[], T]) -> 
     A value older than ``PAGE_CACHE_SECONDS`` is rebuilt by one request while the others
     keep getting it for the few moments that takes: for the same data version it differs
     only in its relative times, and a crowd on a busy page would otherwise all rebuild it
-    at once, every time it expires."""
+    at once, every time it expires.
+
+    A value built inside another's `build` (a part shared by many pages) is keyed by the
+    data version the outer one read: one query for both, and both of the same data."""
     ttl = settings.PAGE_CACHE_SECONDS
     if ttl <= 0:
         return build()
-    raw = "|".join([name, data_version(), *map(str, parts)])
+    version = _building_on.get() or data_version()
+    raw = "|".join([name, version, *map(str, parts)])
     key = "page:v2:" + hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
     entry = cache.get(key)
     now = time.time()
@@ -117,7 +124,11 @@ def cached_value(name: str, parts: Iterable[object], build: Callable[[], T]) -> 
         built_at, value = entry
         if now - built_at < ttl or not cache.add(f"{key}:rebuild", 1, REBUILD_SECONDS):
             return value  # fresh, or another request is rebuilding it
-    value = build()
+    token = _building_on.set(version)
+    try:
+        value = build()
+    finally:
+        _building_on.reset(token)
     cache.set(key, (now, value), ttl + REBUILD_SECONDS)
     if entry is not None:
         cache.delete(f"{key}:rebuild")

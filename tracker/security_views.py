@@ -41,7 +41,9 @@ from tracker.models import (
     FixStatus,
     FixTriage,
     Fork,
+    ForkRelease,
     Severity,
+    TrackedBranch,
     TriageDecision,
     Upstream,
     Vulnerability,
@@ -411,23 +413,44 @@ def _cve_page(
     return render(request, "tracker/cve.html", ctx, status=status)
 
 
-# The columns of a CVE page's status rows, read as tuples: a page has up to a few hundred
-# (every fork's branch tips and releases), and model instances for them cost more than the
-# rest of the page. The evidence comes as text, parsed only for the rows that show it (about
-# half: releases past the newest few show their status only).
-CVE_ROW_FIELDS = (
-    "fork_id",
-    "status",
-    "computed",
-    "evidence_text",
-    "release_id",
-    "release__tag",
-    "release__tagged_at",
-    "release__shipped_at_override",
-    "release__base_version",
-    "branch__name",
-    "branch_base",
-)
+@dataclass(frozen=True)
+class ForkTargets:
+    """What every CVE page of an upstream shows of its forks, whatever the vulnerability:
+    the forks, their branches and their releases. The same for all of the upstream's CVE
+    pages, so built once per data version (`_fork_targets`) and not joined to every page's
+    few hundred status rows."""
+
+    forks: list[tuple[int, str, str]]  # (id, slug, name), by name
+    branches: dict[int, tuple[str, str]]  # id -> (name, newest snapshot's base version)
+    releases: dict[int, tuple[str, datetime | None, str]]  # id -> (tag, shipped, base version)
+
+
+def _fork_targets(upstream_id: int) -> ForkTargets:
+    """The forks, branch tips and releases of an upstream's CVE pages (three queries, from
+    the cache while the data has not changed)."""
+
+    def build() -> ForkTargets:
+        forks = Fork.objects.filter(upstream_id=upstream_id)
+        newest_base = (
+            BranchSnapshot.objects.filter(branch=OuterRef("pk"))
+            .order_by("-taken_at")
+            .values("base_version")[:1]
+        )
+        branches = (
+            TrackedBranch.objects.filter(fork__upstream_id=upstream_id)
+            .annotate(base=Subquery(newest_base))
+            .values_list("pk", "name", "base")
+        )
+        releases = ForkRelease.objects.filter(fork__upstream_id=upstream_id).values_list(
+            "pk", "tag", "shipped_at_override", "tagged_at", "base_version"
+        )
+        return ForkTargets(
+            list(forks.order_by("name").values_list("pk", "slug", "name")),
+            {pk: (name, base or "") for pk, name, base in branches},
+            {pk: (tag, override or tagged, base) for pk, tag, override, tagged, base in releases},
+        )
+
+    return cached_value("cve-fork-targets", [upstream_id], build)
 
 
 @dataclass
@@ -447,39 +470,27 @@ class CveTarget:
         return json.loads(self.evidence_text) if self.evidence_text else []
 
 
-def _cve_targets(vuln: Vulnerability) -> dict[int, list[CveTarget]]:
-    """fork id -> its branch tips by name, then its releases newest first (one query; a
-    branch tip's base version is its newest snapshot's)."""
-    newest_base = (
-        BranchSnapshot.objects.filter(branch=OuterRef("branch_id"))
-        .order_by("-taken_at")
-        .values("base_version")[:1]
-    )
+def _cve_targets(vuln: Vulnerability, known: ForkTargets) -> dict[int, list[CveTarget]]:
+    """fork id -> its branch tips by name, then its releases newest first (one query).
+
+    The evidence comes as text, parsed only for the rows that show it (about half: releases
+    past the newest few show their status only). A status of a branch or release newer than
+    `known` waits for the next data version, as the rest of the page does."""
     rows = (
         FixStatus.objects.of_vulnerabilities([vuln.pk])
-        .annotate(branch_base=Subquery(newest_base), evidence_text=Cast("evidence", TextField()))
-        .values_list(*CVE_ROW_FIELDS)
+        .annotate(evidence_text=Cast("evidence", TextField()))
+        .values_list("fork_id", "release_id", "branch_id", "status", "computed", "evidence_text")
     )
     branches: dict[int, list[CveTarget]] = {}
     releases: dict[int, list[CveTarget]] = {}
-    for (
-        fork_id,
-        status,
-        computed,
-        evidence,
-        release_id,
-        tag,
-        tagged,
-        override,
-        base,
-        name,
-        tip,
-    ) in rows:
-        if release_id:
-            target = CveTarget("release", tag, override or tagged, status, computed, base, evidence)
+    for fork_id, release_id, branch_id, status, computed, evidence in rows:
+        if release_id in known.releases:
+            tag, shipped, base = known.releases[release_id]
+            target = CveTarget("release", tag, shipped, status, computed, base, evidence)
             releases.setdefault(fork_id, []).append(target)
-        else:
-            target = CveTarget("branch", name, None, status, computed, tip or "", evidence)
+        elif branch_id in known.branches:
+            name, base = known.branches[branch_id]
+            target = CveTarget("branch", name, None, status, computed, base, evidence)
             branches.setdefault(fork_id, []).append(target)
     targets = {}
     for fork_id in branches.keys() | releases.keys():
@@ -529,23 +540,34 @@ def older_releases(targets: list[CveTarget]) -> str:
 DECISION_OPTIONS = format_html_join("", '<option value="{}">{}</option>', TriageDecision.choices)
 
 
+@dataclass
+class CveFork:
+    """A fork's section on a CVE page."""
+
+    slug: str
+    name: str
+    rows_html: str  # branch tips, then the newest releases, with their evidence
+    older_html: str  # older releases, status only
+    decision: FixTriage | None  # the latest triage decision
+
+
 def _cve_context(vuln: Vulnerability, form: TriageForm | None) -> dict:
-    forks = list(
-        Fork.objects.filter(upstream_id=vuln.upstream_id).order_by("name").only("slug", "name")
-    )
-    targets = _cve_targets(vuln)
+    known = _fork_targets(vuln.upstream_id)
+    targets = _cve_targets(vuln, known)
     history = list(
         FixTriage.objects.filter(vulnerability=vuln)
         .annotate(fork_name=F("fork__name"))
         .order_by("-decided_at")
     )
-    for fork in forks:
-        mine = targets.get(fork.pk, [])
+    forks = []
+    for pk, slug, name in known.forks:
+        mine = targets.get(pk, [])
         # Branch tips, then the newest releases with their evidence; older releases status only.
         shown = sum(1 for t in mine if t.kind == "branch") + CVE_RELEASES
-        fork.rows_html = target_rows(mine[:shown])
-        fork.older_html = older_releases(mine[shown:])
-        fork.decision = next((t for t in history if t.fork_id == fork.pk), None)
+        decision = next((t for t in history if t.fork_id == pk), None)
+        forks.append(
+            CveFork(slug, name, target_rows(mine[:shown]), older_releases(mine[shown:]), decision)
+        )
     return {
         "vuln": vuln,
         "bugs": list(vuln.bugs.order_by("bug_id").values_list("bug_id", flat=True)),
