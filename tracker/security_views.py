@@ -396,9 +396,11 @@ def _cve_page(
     status: int = 200,
 ) -> HttpResponse:
     """The CVE page: upstream facts, then per fork each branch tip and release with its
-    status and evidence, the triage history and (for staff) a triage form (eight queries;
-    two when its body is cached: the body is keyed by the CVE as asked, so a cached page
-    needs no lookup, and an unknown CVE is a 404 that is never cached)."""
+    status and evidence, the triage history and (for staff) a triage form (ten queries
+    without the page cache; with it, eight when another CVE page of the upstream cached its
+    forks, branches and releases, and two when the body is cached: the body is keyed by the
+    CVE as asked, so a cached page needs no lookup, and an unknown CVE is a 404 that is
+    never cached)."""
     cve = cve.upper()  # stored upper case, as bulletins write it
 
     def build() -> str:
