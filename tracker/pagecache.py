@@ -97,8 +97,8 @@ _building_on: ContextVar[str | None] = ContextVar("building_on", default=None)
 
 
 def cached_value(name: str, parts: Iterable[object], build: Callable[[], T]) -> T:
-    """What `build()` returns (text, or a tuple of texts), from the cache when the data has
-    not changed since it was built.
+    """What `build()` returns (text, texts, or other plain data that pickles), from the
+    cache when the data has not changed since it was built.
 
     `parts` are whatever else the value depends on (query string, staff or not, …): what
     the URL names rather than database ids, so that a hit needs no lookup; `build` raises
@@ -111,7 +111,7 @@ def cached_value(name: str, parts: Iterable[object], build: Callable[[], T]) -> 
     at once, every time it expires.
 
     A value built inside another's `build` (a part shared by many pages) is keyed by the
-    data version the outer one read: one query for both, and both of the same data."""
+    data version the outer one read: one query for both."""
     ttl = settings.PAGE_CACHE_SECONDS
     if ttl <= 0:
         return build()
