@@ -131,3 +131,28 @@ def test_the_demo_works_in_embedded_mode_on_sqlite(tmp_path):
     statuses = db.execute("SELECT count(*) FROM tracker_fixstatus").fetchone()[0]
     releases = db.execute("SELECT count(*) FROM tracker_forkrelease").fetchone()[0]
     assert snapshots > 20 and statuses > 0 and releases > 0
+    # The pages on SQLite, built from the database (the page cache keeps bodies in memory).
+    pages = """
+from django.contrib.auth import get_user_model
+from django.test import Client
+from tracker.models import FixStatus, Fork
+client = Client()
+client.force_login(get_user_model().objects.create_user("sqlite", is_staff=True))
+status = FixStatus.objects.exclude(evidence=[]).select_related("vulnerability").first()
+for url in ["/", f"/forks/{Fork.objects.first().slug}/", "/security/",
+            f"/security/{status.vulnerability.cve}/"]:
+    response = client.get(url, HTTP_HOST="localhost")
+    print(url, response.status_code, response.content.decode().count('class="evidence"><li>'))
+"""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", pages],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    pages = [line.split() for line in result.stdout.splitlines() if line.startswith("/")]
+    assert [page[1] for page in pages] == ["200"] * 4, result.stdout + result.stderr[-3000:]
+    assert int(pages[3][2]) > 0  # the CVE page shows evidence
