@@ -16,9 +16,10 @@ def test_overview_to_fork_to_branch(page):
     page.wait_for_selector("#trends canvas")
     assert page.locator("h1").inner_text().startswith("Acme Browser")
     # The charts drew: Chart.js sized every canvas from the trends data.
+    # (The canvases are in the page before its scripts have run: wait for Chart.js too.)
     page.wait_for_function(
-        "[...document.querySelectorAll('#trends canvas, #security-trends canvas')]"
-        ".every(c => c.height > 0 && Chart.getChart(c))"
+        "typeof Chart !== 'undefined' && [...document.querySelectorAll("
+        "'#trends canvas, #security-trends canvas')].every(c => c.height > 0 && Chart.getChart(c))"
     )
     assert page.locator("#trends .error, #security-trends .error").count() == 0
     assert page.locator("table.releases tbody tr").count() >= 1
