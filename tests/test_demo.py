@@ -115,7 +115,8 @@ def test_the_demo_works_in_embedded_mode_on_sqlite(tmp_path):
     root = Path(__file__).resolve().parent.parent
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update({"DATA_DIR": str(tmp_path), "DEBUG": "true", "LOG_LEVEL": "WARNING"})
-    for args in (["migrate", "--noinput"], ["demo"]):
+
+    def manage(*args: str) -> subprocess.CompletedProcess:
         result = subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=root,
@@ -125,6 +126,10 @@ def test_the_demo_works_in_embedded_mode_on_sqlite(tmp_path):
             timeout=600,
         )
         assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    manage("migrate", "--noinput")
+    result = manage("demo")
     assert "demo: upstream with" in result.stdout
     db = sqlite3.connect(tmp_path / "forkhealth.sqlite3")
     snapshots = db.execute("SELECT count(*) FROM tracker_branchsnapshot").fetchone()[0]
@@ -132,7 +137,7 @@ def test_the_demo_works_in_embedded_mode_on_sqlite(tmp_path):
     releases = db.execute("SELECT count(*) FROM tracker_forkrelease").fetchone()[0]
     assert snapshots > 20 and statuses > 0 and releases > 0
     # The pages on SQLite, built from the database (the page cache keeps bodies in memory).
-    pages = """
+    script = """
 from django.contrib.auth import get_user_model
 from django.test import Client
 from tracker.models import FixStatus, Fork
@@ -144,15 +149,7 @@ for url in ["/", f"/forks/{Fork.objects.first().slug}/", "/security/",
     response = client.get(url, HTTP_HOST="localhost")
     print(url, response.status_code, response.content.decode().count('class="evidence"><li>'))
 """
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", pages],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = manage("shell", "-c", script)
     pages = [line.split() for line in result.stdout.splitlines() if line.startswith("/")]
     assert [page[1] for page in pages] == ["200"] * 4, result.stdout + result.stderr[-3000:]
     assert int(pages[3][2]) > 0  # the CVE page shows evidence

@@ -306,6 +306,12 @@ def test_cve_page_shows_status_and_evidence_per_fork_escaped_in_constant_queries
     assert "patch <code>patches/&lt;b&gt;fix&lt;/b&gt;.patch</code>" in body
     assert "by <code>position</code>" in body and "124.0.6367.2" in body
     assert body.count('<section class="fork"') == 2
+    # Each fork: its branch tips by name, then its releases newest first.
+    section = body.split('id="fork-f1"')[1].split("</section>")[0]
+    names = ("main", "release/125", "v2", "v1", "v0")
+    assert [section.index(f"<code>{n}</code>") for n in names] == sorted(
+        section.index(f"<code>{n}</code>") for n in names
+    )
     assert body.count('class="triage"') == 2  # staff may triage each fork
     assert staff_client.get(reverse("cve", args=["CVE-1999-0001"])).status_code == 404
 

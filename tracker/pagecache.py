@@ -141,6 +141,15 @@ def cached_body(name: str, parts: Iterable[object], build: Callable[[], str]) ->
     return mark_safe(str(cached_value(name, parts, build)))  # noqa: S308
 
 
+def cached_titled_body(
+    name: str, parts: Iterable[object], build: Callable[[], tuple[str, str]]
+) -> tuple[str, SafeString]:
+    """The (title, body) pair `build()` renders, through `cached_value`: for pages whose
+    title names what the URL names (a fork), so that a cached page needs no lookup."""
+    title, body = cached_value(name, parts, build)
+    return title, mark_safe(body)  # noqa: S308 - a template's output, escaped as it rendered
+
+
 def fill_csrf(body: str, request) -> SafeString:
     """`body` with `CSRF_SLOT` replaced by this request's CSRF token."""
     return mark_safe(body.replace(CSRF_SLOT, get_token(request)))  # noqa: S308 - token is [A-Za-z0-9]

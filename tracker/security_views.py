@@ -48,7 +48,13 @@ from tracker.models import (
     Upstream,
     Vulnerability,
 )
-from tracker.pagecache import CSRF_SLOT, cached_body, cached_value, fill_csrf
+from tracker.pagecache import (
+    CSRF_SLOT,
+    cached_body,
+    cached_titled_body,
+    cached_value,
+    fill_csrf,
+)
 from tracker.templatetags.forkhealth import fix_label
 
 MATRIX_PAGE_SIZE = 100  # vulnerabilities per matrix page
@@ -208,8 +214,7 @@ def security_matrix(request: HttpRequest) -> HttpResponse:
         )
         return (fork.name if fork else ""), body
 
-    name, body = cached_value("security", [request.GET.urlencode()], build)
-    body = mark_safe(body)  # noqa: S308 - a template's output, escaped as it rendered
+    name, body = cached_titled_body("security", [request.GET.urlencode()], build)
     return render(request, "tracker/security.html", {"name": name, "body": body})
 
 
@@ -418,13 +423,14 @@ def _cve_page(
 @dataclass(frozen=True)
 class ForkTargets:
     """What every CVE page of an upstream shows of its forks, whatever the vulnerability:
-    the forks, their branches and their releases. The same for all of the upstream's CVE
-    pages, so built once per data version (`_fork_targets`) and not joined to every page's
-    few hundred status rows."""
+    the forks, and their branch tips and releases in the order the page lists them. The same
+    for all of the upstream's CVE pages, so built once per data version (`_fork_targets`)
+    and not joined to, nor sorted with, every page's few hundred status rows."""
 
     forks: list[tuple[int, str, str]]  # (id, slug, name), by name
-    branches: dict[int, tuple[str, str]]  # id -> (name, newest snapshot's base version)
-    releases: dict[int, tuple[str, datetime | None, str]]  # id -> (tag, shipped, base version)
+    # (kind, id, fork id, name, shipped, base version): the branch tips by name (base version
+    # of their newest snapshot), then the releases newest first.
+    targets: list[tuple[str, int, int, str, datetime | None, str]]
 
 
 def _fork_targets(upstream_id: int) -> ForkTargets:
@@ -432,7 +438,7 @@ def _fork_targets(upstream_id: int) -> ForkTargets:
     the cache while the data has not changed)."""
 
     def build() -> ForkTargets:
-        forks = Fork.objects.filter(upstream_id=upstream_id)
+        forks = Fork.objects.filter(upstream_id=upstream_id).order_by("name")
         newest_base = (
             BranchSnapshot.objects.filter(branch=OuterRef("pk"))
             .order_by("-taken_at")
@@ -441,15 +447,21 @@ def _fork_targets(upstream_id: int) -> ForkTargets:
         branches = (
             TrackedBranch.objects.filter(fork__upstream_id=upstream_id)
             .annotate(base=Subquery(newest_base))
-            .values_list("pk", "name", "base")
+            .order_by("name", "pk")
+            .values_list("pk", "fork_id", "name", "base")
         )
-        releases = ForkRelease.objects.filter(fork__upstream_id=upstream_id).values_list(
-            "pk", "tag", "shipped_at_override", "tagged_at", "base_version"
+        releases = (
+            ForkRelease.objects.filter(fork__upstream_id=upstream_id)
+            .newest_first()
+            .values_list("pk", "fork_id", "tag", "shipped_at_override", "tagged_at", "base_version")
         )
         return ForkTargets(
-            list(forks.order_by("name").values_list("pk", "slug", "name")),
-            {pk: (name, base or "") for pk, name, base in branches},
-            {pk: (tag, override or tagged, base) for pk, tag, override, tagged, base in releases},
+            list(forks.values_list("pk", "slug", "name")),
+            [("branch", pk, fork, name, None, base or "") for pk, fork, name, base in branches]
+            + [
+                ("release", pk, fork, tag, override or tagged, base)
+                for pk, fork, tag, override, tagged, base in releases
+            ],
         )
 
     return cached_value("cve-fork-targets", [upstream_id], build)
@@ -481,28 +493,18 @@ def _cve_targets(vuln: Vulnerability, known: ForkTargets) -> dict[int, list[CveT
     rows = (
         FixStatus.objects.of_vulnerabilities([vuln.pk])
         .annotate(evidence_text=Cast("evidence", TextField()))
-        .values_list("fork_id", "release_id", "branch_id", "status", "computed", "evidence_text")
+        .values_list("release_id", "branch_id", "status", "computed", "evidence_text")
     )
-    branches: dict[int, list[CveTarget]] = {}
-    releases: dict[int, list[CveTarget]] = {}
-    for fork_id, release_id, branch_id, status, computed, evidence in rows:
-        if release_id in known.releases:
-            tag, shipped, base = known.releases[release_id]
-            target = CveTarget("release", tag, shipped, status, computed, base, evidence)
-            releases.setdefault(fork_id, []).append(target)
-        elif branch_id in known.branches:
-            name, base = known.branches[branch_id]
-            target = CveTarget("branch", name, None, status, computed, base, evidence)
-            branches.setdefault(fork_id, []).append(target)
-    targets = {}
-    for fork_id in branches.keys() | releases.keys():
-        tips = sorted(branches.get(fork_id, []), key=lambda t: t.name)
-        shipped = sorted(
-            releases.get(fork_id, []),
-            key=lambda t: (t.shipped_at is not None, t.shipped_at),
-            reverse=True,
-        )
-        targets[fork_id] = tips + shipped
+    statuses = {
+        ("release", release) if release else ("branch", branch): rest
+        for release, branch, *rest in rows
+    }
+    targets: dict[int, list[CveTarget]] = {}
+    for kind, pk, fork_id, name, shipped, base in known.targets:
+        if found := statuses.get((kind, pk)):
+            status, computed, evidence = found
+            target = CveTarget(kind, name, shipped, status, computed, base, evidence)
+            targets.setdefault(fork_id, []).append(target)
     return targets
 
 

@@ -12,7 +12,6 @@ from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
-from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -36,7 +35,7 @@ from tracker.models import (
     Upstream,
     UpstreamRelease,
 )
-from tracker.pagecache import cached_body, cached_value
+from tracker.pagecache import cached_body, cached_titled_body, cached_value
 
 HISTORY_DAYS = 365  # how far back trend charts and lag history reach
 
@@ -158,8 +157,7 @@ def fork_detail(request: HttpRequest, slug: str) -> HttpResponse:
         ctx = _fork_context(fork, timezone.now())
         return fork.name, render_to_string("tracker/fork_body.html", ctx, request=request)
 
-    name, body = cached_value("fork", [slug], build)
-    body = mark_safe(body)  # noqa: S308 - a template's output, escaped as it rendered
+    name, body = cached_titled_body("fork", [slug], build)
     return render(request, "tracker/fork.html", {"name": name, "body": body})
 
 
