@@ -7,6 +7,10 @@ from pathlib import Path
 
 from tracker.git import run_git
 
+# Real upstream data the tests read, copied into the repository (each file has a .source.txt
+# note of where it came from); the project never reads outside its own root.
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "samples"
+
 
 def git(repo: Path | str, *args: str, check: bool = True) -> str:
     """Run plain git in `repo` (a bare repository) and return stdout as text."""

@@ -1,12 +1,12 @@
 import json
 import re
 from datetime import date
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import SAMPLES
 from tracker.bulletins import (
     BulletinParseError,
     VersionMention,
@@ -15,7 +15,6 @@ from tracker.bulletins import (
     parse_security_line,
 )
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "samples"
 SELECTED = SAMPLES / "chrome-releases-blog.cve-lines.selected.txt"
 WITH_FIXES = SAMPLES / "chrome-releases-blog.v8-cve-lines-with-fix-commits.2021-2026.jsonl"
 # Each record of the selected-lines file is "<published>\t<post URL>\t<why selected>", then the

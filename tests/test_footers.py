@@ -2,12 +2,12 @@ import gzip
 import json
 import re
 from functools import cache
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import SAMPLES
 from tracker.footers import (
     BranchedFrom,
     BugRef,
@@ -20,7 +20,6 @@ from tracker.footers import (
     review_number,
 )
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "samples"
 CURATED = "chromium-commit-messages.security-fixes.curated.jsonl"
 CORPUS = "chromium-commit-messages.vrp-reports.full-corpus.jsonl.gz"
 

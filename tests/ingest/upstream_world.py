@@ -8,14 +8,12 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.helpers import git
+from tests.helpers import SAMPLES, git
 from tracker.demo import load_recorded_upstream_data
 from tracker.generator.fastimport import FastImportWriter, Person
 from tracker.git import git_input_stream, run_git
 from tracker.ingest.history import ingest_upstream_history
 from tracker.models import Upstream
-
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "samples"
 
 
 def upstream_refs(repo: Path | str) -> list[tuple[str, str]]:

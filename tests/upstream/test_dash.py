@@ -1,12 +1,12 @@
 import contextlib
 import json
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import SAMPLES
 from tests.upstream.recorded import (
     json_like,
     mutations_of,
@@ -30,7 +30,6 @@ from tracker.upstream.dash import (
 from tracker.upstream.http import NOT_MODIFIED, MemoryValidatorCache, SourceError
 
 BASE = "https://dash.test"
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "samples"
 
 
 def _sample(name):

@@ -1,8 +1,7 @@
-from pathlib import Path
-
 import pytest
 import requests
 
+from tests.helpers import SAMPLES
 from tests.upstream.recorded import recorded_session
 from tracker.upstream.http import (
     NOT_MODIFIED,
@@ -18,7 +17,6 @@ from tracker.upstream.http import (
 )
 
 URL = "https://dash.test/fetch_version"
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "samples"
 
 
 def test_fetch_json_decodes_the_body_and_identifies_itself():

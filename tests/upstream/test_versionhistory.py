@@ -2,12 +2,12 @@ import contextlib
 import json
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import SAMPLES
 from tests.upstream.recorded import json_like, mutations_of, recorded_session
 from tracker.upstream import UpstreamFormatError
 from tracker.upstream.http import SourceError
@@ -23,7 +23,6 @@ from tracker.upstream.versionhistory import (
 BASE = "https://vh.test/v1"
 RELEASES_URL = f"{BASE}/chrome/platforms/win/channels/stable/versions/all/releases"
 VERSIONS_URL = f"{BASE}/chrome/platforms/win/channels/stable/versions"
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "samples"
 
 
 def _sample(name):
