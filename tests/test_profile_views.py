@@ -156,3 +156,13 @@ def test_saving_without_an_address_warns_that_no_mail_is_sent(eng, user):
     page = _post(eng, email="", every="immediate").content.decode()
     assert "no email address: no alert mail" in page
     assert recipient_modes(Fork.objects.get(slug="acme").pk)[0] == {}
+
+
+def test_the_alerts_page_links_to_the_profile_when_there_is_no_address(eng, user):
+    page = eng.get(reverse("alerts")).content.decode()
+    assert f'<a href="{reverse("profile")}">no address on your account</a>' in page
+    user.email = "eng@corp.example"
+    user.save()
+    page = eng.get(reverse("alerts")).content.decode()
+    assert "Email me (eng@corp.example)" in page
+    assert f'<a href="{reverse("profile")}">your profile</a>' in page
