@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from tracker.alerts import rules
 from tracker.alerts.lifecycle import reconcile
-from tracker.models import Alert, AlertEvent, Fork, Upstream
+from tracker.models import Alert, AlertEvent, AlertSubscription, Fork, Upstream
 
 pytestmark = pytest.mark.django_db
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -137,6 +137,23 @@ def test_subscribe_and_unsubscribe(client, django_user_model):
     nomail = django_user_model.objects.create_user("nomail", password="p")
     client.force_login(nomail)
     assert client.post(reverse("alert-subscribe"), {"fork": ""}).status_code == 400
+
+
+def test_subscribing_turns_a_fork_set_to_none_back_on(client, django_user_model):
+    from tracker.alerts.outbox import recipient_modes
+
+    fork = _forks(1)[0]
+    user = django_user_model.objects.create_user("eng", email="eng@corp.example", password="p")
+    AlertSubscription.objects.create(user=user, fork=fork, mode="none")
+    client.force_login(user)
+    page = client.get(reverse("alerts")).content.decode()
+    assert "nothing yet." in page  # a fork set to none is not listed as subscribed
+    client.post(reverse("alert-subscribe"), {"fork": fork.slug})
+    assert recipient_modes(fork.pk)[0] == {"eng@corp.example": "immediate"}
+    AlertSubscription.objects.filter(user=user).update(mode="digest")
+    client.post(reverse("alert-subscribe"), {"fork": fork.slug})  # a digest stays a digest
+    assert recipient_modes(fork.pk)[0] == {"eng@corp.example": "digest"}
+    assert "(daily digest)" in client.get(reverse("alerts")).content.decode()
 
 
 def test_admin_rotates_a_feed_url(client, admin_user):

@@ -131,8 +131,8 @@ class AlertSettingsAdmin(admin.ModelAdmin):
 
 @admin.register(AlertSubscription)
 class AlertSubscriptionAdmin(admin.ModelAdmin):
-    list_display = ["user", "fork"]
-    list_filter = ["fork"]
+    list_display = ["user", "fork", "mode"]
+    list_filter = ["fork", "mode"]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -27,6 +27,7 @@ from tracker.models import (
     AlertPriority,
     AlertState,
     AlertSubscription,
+    DeliveryMode,
     Fork,
 )
 
@@ -63,7 +64,9 @@ def alert_list(request: HttpRequest) -> HttpResponse:
         alerts = alerts.order_by("-resolved_at", "-pk")
     page = Paginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
     subscribed = list(
-        request.user.alert_subscriptions.select_related("fork").order_by("fork__name")
+        request.user.alert_subscriptions.exclude(mode=DeliveryMode.NONE)
+        .select_related("fork")
+        .order_by("fork__name")
     )
     ctx = {
         "page": page,
@@ -124,15 +127,23 @@ def alert_snooze(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def alert_subscribe(request: HttpRequest) -> HttpResponse:
     """Subscribe the user to a fork's alerts (``fork`` empty: every fork's), or
-    unsubscribe (``action=unsubscribe``). Mail goes to the user's address."""
+    unsubscribe (``action=unsubscribe``). Mail goes to the user's address; a new
+    subscription, or one set to none, is mail now (the profile page chooses the mode)."""
     slug = request.POST.get("fork", "")
     fork = get_object_or_404(Fork, slug=slug) if slug else None
     if request.POST.get("action") == "unsubscribe":
         request.user.alert_subscriptions.filter(fork=fork).delete()
     elif not request.user.email:
-        return HttpResponse("your account has no email address to send alerts to\n", status=400)
+        return HttpResponse(
+            "your account has no email address to send alerts to; set one on your profile,"
+            f" {reverse('profile')}\n",
+            status=400,
+        )
     else:
-        AlertSubscription.objects.get_or_create(user=request.user, fork=fork)
+        sub, _ = AlertSubscription.objects.get_or_create(user=request.user, fork=fork)
+        if sub.mode == DeliveryMode.NONE:  # asked for mail: turn it back on
+            sub.mode = DeliveryMode.IMMEDIATE
+            sub.save(update_fields=["mode"])
     return redirect("alerts")
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tracker import security_views, views
+from tracker import profile_views, security_views, views
 
 urlpatterns = [
     path("", views.overview, name="overview"),
@@ -12,6 +12,7 @@ urlpatterns = [
     path("security/<str:cve>/", security_views.cve_detail, name="cve"),
     path("security/<str:cve>/triage", security_views.cve_triage, name="cve-triage"),
     path("lookup/", security_views.lookup_page, name="lookup"),
+    path("profile/", profile_views.profile, name="profile"),
     path("forks/<slug:slug>/", views.fork_detail, name="fork"),
     path("forks/<slug:slug>/trends.json", views.fork_trends, name="fork-trends"),
     path(

@@ -1,4 +1,5 @@
-"""The outbox: claims, retries with backoff, stale claims, digests, webhooks, safe headers."""
+"""The outbox: claims, retries with backoff, stale claims, digests, subscribers' delivery modes,
+webhooks, safe headers."""
 
 from __future__ import annotations
 
@@ -16,8 +17,16 @@ from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from tracker.alerts import rules
 from tracker.alerts.lifecycle import reconcile
 from tracker.alerts.messages import header_text
-from tracker.alerts.outbox import _claim, deliver_due, retry_delay
-from tracker.models import Delivery, DeliveryAttempt, DeliveryState, Fork, Upstream
+from tracker.alerts.outbox import _claim, deliver_due, recipient_modes, retry_delay
+from tracker.models import (
+    AlertSubscription,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryMode,
+    DeliveryState,
+    Fork,
+    Upstream,
+)
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -122,6 +131,78 @@ def test_normal_alerts_wait_for_one_digest_per_recipient(fork, settings):
     assert stats.sent == 6 and stats.messages == 2  # three alerts, two recipients
     [rel] = [m for m in mail.outbox if m.to == ["rel@acme.example"]]
     assert "3 new" in rel.subject and all(f"acme:b{i} behind" in rel.body for i in range(3))
+
+
+def _subscribe(django_user_model, name, *rows):
+    """A user <name>@corp.example with subscription rows (fork or None, mode)."""
+    user = django_user_model.objects.create_user(name, email=f"{name}@corp.example")
+    for fork, mode in rows:
+        AlertSubscription.objects.create(user=user, fork=fork, mode=mode)
+    return f"{name}@corp.example"
+
+
+def test_subscribers_get_mail_now_in_the_digest_only_or_not_at_all(
+    fork, settings, django_user_model
+):
+    settings.ALERT_DIGEST_HOUR = 7
+    now_ = _subscribe(django_user_model, "now", (fork, DeliveryMode.IMMEDIATE))
+    digest = _subscribe(django_user_model, "digest", (fork, DeliveryMode.DIGEST))
+    every = _subscribe(django_user_model, "every", (None, DeliveryMode.DIGEST))
+    muted = _subscribe(
+        django_user_model, "muted", (None, DeliveryMode.IMMEDIATE), (fork, DeliveryMode.NONE)
+    )
+    lag = rules.Condition("lag:acme:main", "rebase_lag", "normal", "acme", "acme:main behind")
+    reconcile([_high(), lag], NOW)
+
+    deliver_due(NOW)  # the high-priority alert: at once to the owners and "mail now" only
+    assert sorted(m.to[0] for m in mail.outbox) == [now_, "rel@acme.example", "sec@acme.example"]
+    mail.outbox.clear()
+
+    digest_at = datetime(2026, 6, 2, 7, tzinfo=UTC)
+    deliver_due(digest_at)
+    by_address = {m.to[0]: m for m in mail.outbox}
+    assert sorted(by_address) == sorted(
+        [now_, digest, every, "rel@acme.example", "sec@acme.example"]
+    )
+    assert "acme:main behind" in by_address[now_].body
+    assert "acme v1 ships an old base" not in by_address[now_].body  # had it at once
+    for address in (digest, every):  # everything, the high-priority alert included
+        assert "acme:main behind" in by_address[address].body
+        assert "acme v1 ships an old base" in by_address[address].body
+    assert not Delivery.objects.filter(recipient=muted).exists()
+    mail.outbox.clear()
+
+    later = NOW + timedelta(days=2)
+    reconcile([lag], later)  # the high-priority alert resolves: at once for "mail now" only
+    deliver_due(later)
+    assert sorted(m.to[0] for m in mail.outbox) == [now_, "rel@acme.example", "sec@acme.example"]
+    resolved = Delivery.objects.filter(event__kind="resolved", recipient__in=[digest, every])
+    assert resolved.count() == 2 and all(row.digest for row in resolved)
+
+
+def test_a_forks_own_row_wins_and_upstream_alerts_take_the_most_eager(fork, django_user_model):
+    other = Fork.objects.create(upstream=fork.upstream, slug="lumen", name="Lumen", git_url="/z")
+    eager = _subscribe(
+        django_user_model, "eager", (None, DeliveryMode.DIGEST), (fork, DeliveryMode.IMMEDIATE)
+    )
+    muted = _subscribe(
+        django_user_model, "muted", (None, DeliveryMode.IMMEDIATE), (fork, DeliveryMode.NONE)
+    )
+    _subscribe(django_user_model, "off", (fork, DeliveryMode.NONE))
+    # An owner who mutes the fork as a subscriber still gets it as its owner.
+    user = django_user_model.objects.create_user("owner", email="Rel@Acme.example")
+    AlertSubscription.objects.create(user=user, fork=fork, mode=DeliveryMode.NONE)
+
+    acme, _ = recipient_modes(fork.pk)
+    assert {a.lower(): m for a, m in acme.items()} == {
+        eager: DeliveryMode.IMMEDIATE,
+        "rel@acme.example": DeliveryMode.IMMEDIATE,
+        "sec@acme.example": DeliveryMode.IMMEDIATE,
+    }
+    assert recipient_modes(other.pk)[0] == {eager: "digest", muted: "immediate"}
+    upstream_wide, _ = recipient_modes(None)
+    assert upstream_wide[eager] == upstream_wide[muted] == DeliveryMode.IMMEDIATE
+    assert "off@corp.example" not in upstream_wide
 
 
 def _parsed(message) -> email.message.EmailMessage:

@@ -9,9 +9,11 @@
   than ``ALERT_CLAIM_SECONDS`` (its worker died mid-send) is due again: the one case that
   can send twice, for which each mail carries a Message-ID fixed per row so mail clients
   drop the copy.
-- High-priority alerts are mailed at once; the others, and reminders, wait for the
-  recipient's daily digest (``ALERT_DIGEST_HOUR`` UTC), which carries all of that
-  recipient's due digest rows in one message. Webhooks are always sent at once.
+- Recipients are the fork's owners and its subscribers, each by a `DeliveryMode`: owners
+  and "mail now" subscribers get high-priority alerts at once and the others, and
+  reminders, in their daily digest (``ALERT_DIGEST_HOUR`` UTC), which carries all of that
+  recipient's due digest rows in one message; "daily digest" subscribers get everything
+  in the digest; "none" gets nothing. Webhooks are always sent at once.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from tracker.models import (
     Delivery,
     DeliveryAttempt,
     DeliveryChannel,
+    DeliveryMode,
     DeliveryState,
     Fork,
 )
@@ -75,33 +78,75 @@ def retry_delay(attempts: int) -> timedelta:
     )
 
 
-def recipients(fork_id: int | None) -> tuple[list[str], list[str]]:
-    """(email addresses, webhook URLs) for alerts of a fork; for upstream-wide alerts
-    (`fork_id` None), those of every fork. Addresses: the fork's owners plus subscribers."""
+# When one address gets an alert more than one way (owner and subscriber, several rows),
+# the most eager way wins: lowest rank.
+_RANK = {DeliveryMode.IMMEDIATE: 0, DeliveryMode.DIGEST: 1, DeliveryMode.NONE: 2}
+
+
+def recipient_modes(fork_id: int | None) -> tuple[dict[str, DeliveryMode], list[str]]:
+    """({email address: delivery mode}, webhook URLs) for alerts of a fork; for
+    upstream-wide alerts (`fork_id` None), those of every fork.
+
+    Owners get theirs as `DeliveryMode.IMMEDIATE`. A subscriber's mode is their row for the
+    fork if they have one, else their every-fork row; for upstream-wide alerts, the most
+    eager of all their rows. Addresses whose mode is none are left out; an address listed
+    more than once (in any case) appears once, with the most eager of its modes.
+    """
     forks = Fork.objects.all() if fork_id is None else Fork.objects.filter(pk=fork_id)
-    emails: list[str] = []
+    found: dict[str, tuple[str, DeliveryMode]] = {}  # lower-cased → (address, mode)
+
+    def add(address: str, mode: DeliveryMode) -> None:
+        seen = found.get(address.lower())
+        if seen is None or _RANK[mode] < _RANK[seen[1]]:
+            found[address.lower()] = (address, mode)
+
     hooks: list[str] = []
     for owners, hook in forks.values_list("owner_emails", "alert_webhook_url"):
-        emails += split_emails(owners)
+        for address in split_emails(owners):
+            add(address, DeliveryMode.IMMEDIATE)
         if hook:
             hooks.append(hook)
     subs = AlertSubscription.objects.filter(user__is_active=True).exclude(user__email="")
     if fork_id is not None:
         subs = subs.filter(Q(fork__isnull=True) | Q(fork_id=fork_id))
-    emails += list(subs.values_list("user__email", flat=True))
-    unique = {e.lower(): e for e in emails}  # one mail per address, however it is listed
-    return sorted(unique.values()), sorted(set(hooks))
+    users: dict[int, tuple[str, dict[int | None, DeliveryMode]]] = {}  # → (address, fork → mode)
+    for user_id, address, sub_fork_id, mode in subs.values_list(
+        "user_id", "user__email", "fork_id", "mode"
+    ):
+        users.setdefault(user_id, (address, {}))[1][sub_fork_id] = DeliveryMode(mode)
+    for address, modes in users.values():
+        if fork_id is None:
+            mode = min(modes.values(), key=_RANK.__getitem__)
+        else:
+            mode = modes.get(fork_id, modes.get(None))
+        if mode != DeliveryMode.NONE:
+            add(address, mode)
+    return dict(sorted(found.values())), sorted(set(hooks))
+
+
+def recipients(fork_id: int | None) -> tuple[list[str], list[str]]:
+    """(email addresses, webhook URLs) for alerts of a fork: `recipient_modes` without
+    the modes."""
+    modes, hooks = recipient_modes(fork_id)
+    return list(modes), hooks
 
 
 def enqueue(event: AlertEvent, now: datetime) -> int:
     """Outbox rows for `event` if it is a delivered kind; returns how many were written.
-    Idempotent: a row that exists already is left alone."""
+    Idempotent: a row that exists already is left alone.
+
+    A mail goes at once only for the opening or resolution of a high-priority alert, and
+    only to addresses whose mode is `DeliveryMode.IMMEDIATE`; every other mail waits for
+    the recipient's daily digest."""
     if event.kind not in DELIVERED_EVENTS:
         return 0
-    emails, hooks = recipients(event.alert.fork_id)
-    digest = event.kind == AlertEventKind.REMINDED or event.alert.priority != AlertPriority.HIGH
+    modes, hooks = recipient_modes(event.alert.fork_id)
+    urgent = event.kind != AlertEventKind.REMINDED and event.alert.priority == AlertPriority.HIGH
     # (channel, recipient, digest?): webhooks get every transition at once, never reminders.
-    targets = [(DeliveryChannel.EMAIL, address, digest) for address in emails]
+    targets = [
+        (DeliveryChannel.EMAIL, address, not (urgent and mode == DeliveryMode.IMMEDIATE))
+        for address, mode in modes.items()
+    ]
     if event.kind != AlertEventKind.REMINDED:
         targets += [(DeliveryChannel.WEBHOOK, url, False) for url in hooks]
     rows = [

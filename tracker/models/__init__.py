@@ -12,6 +12,7 @@ from tracker.models.alerts import (
     Delivery,
     DeliveryAttempt,
     DeliveryChannel,
+    DeliveryMode,
     DeliveryState,
 )
 from tracker.models.forksecurity import (
@@ -72,6 +73,7 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "DeliveryChannel",
+    "DeliveryMode",
     "DeliveryState",
     "Evidence",
     "FixCommit",

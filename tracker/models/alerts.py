@@ -85,8 +85,26 @@ class AlertSettings(models.Model):
         return f"alert settings for {self.branch or self.fork}"
 
 
+class DeliveryMode(models.TextChoices):
+    """How a subscriber gets a fork's alert mail (owners always get it as `IMMEDIATE`).
+
+    - *mail now*: high-priority alerts mailed when they open and when they resolve; normal
+      and informational alerts, and reminders, in the daily digest.
+    - *daily digest*: everything in the daily digest (``ALERT_DIGEST_HOUR`` UTC), high
+      priority included; nothing at other times.
+    - *none*: no mail (a fork's row set to none mutes that fork under an every-fork row).
+    """
+
+    IMMEDIATE = "immediate", "mail now"
+    DIGEST = "digest", "daily digest"
+    NONE = "none", "none"
+
+
 class AlertSubscription(models.Model):
-    """A user who receives a fork's alerts (`fork` empty: every fork's) besides its owners."""
+    """A user who receives a fork's alerts (`fork` empty: every fork's) besides its owners,
+    by `mode`. For a fork's alerts the fork's own row wins over the every-fork row; an
+    upstream-wide alert (no fork) comes by the most eager of the user's rows. Mail goes to
+    the user's address; users without one, or inactive, get none."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_subscriptions"
@@ -94,9 +112,15 @@ class AlertSubscription(models.Model):
     fork = models.ForeignKey(
         Fork, on_delete=models.CASCADE, null=True, blank=True, related_name="subscriptions"
     )
+    mode = models.CharField(
+        max_length=10, choices=DeliveryMode.choices, default=DeliveryMode.IMMEDIATE
+    )
 
     class Meta:
         constraints = [
+            models.CheckConstraint(
+                condition=models.Q(mode__in=DeliveryMode.values), name="sub_mode_known"
+            ),
             models.UniqueConstraint(
                 fields=["user"], condition=models.Q(fork__isnull=True), name="uniq_sub_all"
             ),
@@ -108,7 +132,7 @@ class AlertSubscription(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} → {self.fork or 'all forks'}"
+        return f"{self.user} → {self.fork or 'all forks'} ({self.get_mode_display()})"
 
 
 class Alert(models.Model):
