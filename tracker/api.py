@@ -371,7 +371,7 @@ class LookupViewSet(viewsets.ViewSet):
     permission_classes = [StaffWrites]
 
     @extend_schema(responses={200: dict})
-    def list(self, request):
+    def list(self, request, format=None):  # DRF passes the suffix of /api/lookup.json/
         from dataclasses import asdict
 
         from tracker.lookup import lookup
