@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.feedgenerator import Atom1Feed
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from tracker.alerts.lifecycle import acknowledge, snooze
 from tracker.alerts.messages import figure_rows
@@ -40,7 +40,7 @@ def _get_alert_or_404(pk: int) -> Alert:
 
 
 @login_required
-@require_GET
+@require_safe
 def alert_list(request: HttpRequest) -> HttpResponse:
     """Open alerts first (high priority first), or the resolved ones; filter by fork."""
     state = request.GET.get("state", AlertState.OPEN)
@@ -77,7 +77,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One alert: summary, figures, its events and every delivery with its attempts."""
     alert = _get_alert_or_404(pk)
@@ -187,7 +187,7 @@ class ForkAlertFeed(Feed):
 _feed = ForkAlertFeed()
 
 
-@require_GET
+@require_safe
 def alert_feed(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     """The Atom feed; a wrong or missing token is refused like any anonymous request."""
     try:
