@@ -93,6 +93,23 @@ def test_detail_acknowledge_and_snooze(client, django_user_model):
     assert response["Location"] == reverse("alert", args=[alert.pk])
 
 
+def test_the_same_snooze_or_acknowledgement_posted_again_adds_no_event(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("oncall", password="pw-oncall-1"))
+    fork = _forks(1)[0]
+    alert = Alert.objects.get(key="lag:f0:main")
+    feed = reverse("alert-feed", args=[fork.slug, fork.alert_feed_token])
+    entries = lambda: client.get(feed).content.count(b"<entry>")  # noqa: E731
+    before = entries()
+    for _ in range(12):
+        response = client.post(reverse("alert-snooze", args=[alert.pk]), {"for": "1d"})
+        assert response.status_code == 302
+    for _ in range(3):
+        client.post(reverse("alert-ack", args=[alert.pk]))
+    assert entries() == before + 2
+    kinds = list(alert.events.order_by("at", "pk").values_list("kind", flat=True))
+    assert kinds == ["opened", "snoozed", "acknowledged"]
+
+
 def test_acknowledge_needs_post_and_a_login(client):
     _forks(1)
     alert = Alert.objects.get(key="lag:f0:main")
