@@ -38,6 +38,7 @@ PAGES = {
     "alert-feed",
     "api-root",
     "api-schema",
+    "api-docs",
     "admin:index",
     "admin:tracker_fork_changelist",
     "admin:tracker_fork_change",
