@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_client_username, get_cool_off, get_failure_limit
@@ -65,6 +65,12 @@ def lockout_ends(request: HttpRequest, credentials: dict | None) -> datetime | N
     return max(ends, default=None)
 
 
+def _next_minute(at: datetime) -> datetime:
+    """`at` rounded up to a whole minute: a time shown as 20:21 must not still be locked."""
+    minute = at.replace(second=0, microsecond=0)
+    return minute if minute == at else minute + timedelta(minutes=1)
+
+
 def lockout_response(
     request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None
 ) -> HttpResponse:
@@ -76,7 +82,7 @@ def lockout_response(
     ctx = {
         "username": get_client_username(request, credentials) or "",
         "failure_limit": get_failure_limit(request, credentials),
-        "ends": ends,
+        "from_minute": _next_minute(ends) if ends else None,  # shown to the minute
         "minutes": math.ceil(seconds / 60) if seconds else None,
     }
     response = render(
