@@ -84,6 +84,7 @@ def lockout_response(
         "failure_limit": get_failure_limit(request, credentials),
         "from_minute": _next_minute(ends) if ends else None,  # shown to the minute
         "minutes": math.ceil(seconds / 60) if seconds else None,
+        "permanent": get_cool_off(request) is None,
     }
     response = render(
         request, "registration/lockout.html", ctx, status=settings.AXES_HTTP_RESPONSE_CODE
