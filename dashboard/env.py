@@ -7,6 +7,7 @@ a sentence an operator can act on instead of a stack trace deep inside a library
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -63,6 +64,19 @@ def env_list(name: str, default: list[str], environ: Mapping[str, str] | None = 
     if raw == "":
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_header(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
+    """The request.META key of the HTTP header a variable names ("X-Forwarded-For" gives
+    "HTTP_X_FORWARDED_FOR"); "REMOTE_ADDR" stands for the connection's own address."""
+    raw = env_str(name, default, environ)
+    if raw.upper() == "REMOTE_ADDR":
+        return "REMOTE_ADDR"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*", raw):
+        raise ConfigError(
+            f"{name}: expected REMOTE_ADDR or a header name such as X-Forwarded-For, got {raw!r}"
+        )
+    return "HTTP_" + raw.upper().replace("-", "_")
 
 
 def _port(name: str, raw: str) -> int:

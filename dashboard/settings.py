@@ -5,6 +5,7 @@ local-memory cache. DATABASE_URL and REDIS_URL switch to the production mode: Po
 Celery workers fed through Redis, and a Redis cache shared by every process.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 from dashboard.env import (
@@ -12,6 +13,7 @@ from dashboard.env import (
     database_config,
     email_config,
     env_bool,
+    env_header,
     env_int,
     env_list,
     env_str,
@@ -67,9 +69,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "tracker",
 ]
 
@@ -82,6 +86,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: it turns a log-in it refused into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -224,6 +230,34 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Axes first: it refuses a locked-out log-in before any backend checks the password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling (django-axes, tracker/lockout.py). After AXES_FAILURE_LIMIT wrong
+# passwords for one user name from one address, that pair is refused, password unchecked,
+# until AXES_COOLOFF_MINUTES after its last counted failure. By the pair, not by either
+# alone: by user name alone anyone could lock the on-call engineer out in an incident by
+# typing their name; by address alone one guesser would lock out a whole office behind its
+# NAT (and everyone, behind a proxy mistaken for the client). Spreading guesses over many
+# addresses or many names stays possible: the limit makes each pair slow, not the site.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Tries during a lockout are refused without counting, so the end the page shows holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A successful log-in forgets the pair's failures: one typo later is not the fifth.
+AXES_RESET_ON_SUCCESS = True
+# Failures are what throttling needs; a row per successful log-in would grow without bound.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_LOCKOUT_CALLABLE = "tracker.lockout.lockout_response"
+# The client's address, behind proxies too (tracker.lockout.client_ip): REMOTE_ADDR, or a
+# header the proxies set, such as X-Forwarded-For, read CLIENT_IP_PROXY_COUNT entries from
+# the right. Only name a header the proxy in front always sets: clients can send any header.
+CLIENT_IP_HEADER = env_header("CLIENT_IP_HEADER", "REMOTE_ADDR")
+CLIENT_IP_PROXY_COUNT = env_int("CLIENT_IP_PROXY_COUNT", 1, minimum=1)
+AXES_CLIENT_IP_CALLABLE = "tracker.lockout.client_ip"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"
@@ -286,6 +320,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     # The schema names every endpoint: as private as the data behind them.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI at /api/docs/ from the static files drf-spectacular-sidecar ships (served
+    # by whitenoise like ours), not from a CDN: no third party sees who reads the API.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

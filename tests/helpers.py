@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+from django.urls import URLPattern, URLResolver, get_resolver
 
 from tracker.git import run_git
 
@@ -45,3 +48,27 @@ def patch_id(repo: Path | str, sha: str) -> str:
     diff = run_git(["show", "--format=", "--end-of-options", sha], git_dir=repo).stdout
     out = run_git(["patch-id", "--stable"], git_dir=repo, input=diff).text
     return out.split()[0] if out.strip() else ""
+
+
+def url_routes(
+    patterns=None, prefix: str = "", namespace: str = ""
+) -> Iterator[tuple[str, str | None]]:
+    """(route, name) of every URL pattern the project serves, the admin's and the API's
+    included; routes are the patterns' text, converters and regex groups unfilled, names
+    carry their namespace ("admin:login")."""
+    for p in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(p, URLResolver):
+            inner = f"{namespace}{p.namespace}:" if p.namespace else namespace
+            yield from url_routes(p.url_patterns, prefix + str(p.pattern), inner)
+        elif isinstance(p, URLPattern):
+            yield prefix + str(p.pattern), p.name and namespace + p.name
+
+
+def concrete_url(route: str, values: Mapping[str, str]) -> str:
+    """A path for `route` with each parameter taken from `values` by name ("1" if absent)."""
+    # Regex groups first (their names look like path converters), then path converters.
+    route = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: values.get(m.group(1), "1"), route)
+    route = route.replace("<drf_format_suffix:format>", ".json")  # DRF's ".<format>" converter
+    route = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values.get(m.group(1), "1"), route)
+    route = route.replace("^", "").replace("$", "").replace("\\Z", "").replace("\\", "")
+    return "/" + route.replace("/?", "/")

@@ -1,11 +1,10 @@
 """Every page and API endpoint refuses anonymous requests, except log-in and /healthz."""
 
-import re
-
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 
-PUBLIC = {"login", "healthz", "logout"}
+from tests.helpers import concrete_url, url_routes
+
+PUBLIC = {"login", "logout", "admin:login", "admin:logout", "healthz"}
 SAMPLE_KWARGS = {
     "format": "json",
     "slug": "acme",
@@ -20,23 +19,6 @@ SAMPLE_KWARGS = {
 }
 
 
-def _walk(patterns, prefix=""):
-    for p in patterns:
-        if isinstance(p, URLResolver):
-            yield from _walk(p.url_patterns, prefix + str(p.pattern))
-        elif isinstance(p, URLPattern):
-            yield prefix + str(p.pattern), p.name
-
-
-def _concrete(route: str) -> str:
-    # Regex groups first (their names look like path converters), then path converters.
-    route = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: SAMPLE_KWARGS.get(m.group(1), "1"), route)
-    route = route.replace("<drf_format_suffix:format>", ".json")  # DRF's ".<format>" converter
-    route = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: SAMPLE_KWARGS.get(m.group(1), "1"), route)
-    route = route.replace("^", "").replace("$", "").replace("\\Z", "").replace("\\", "")
-    return "/" + route.replace("/?", "/")
-
-
 def _refused(response) -> bool:
     return response.status_code in (401, 403) or (
         response.status_code == 302 and "login" in response["Location"]
@@ -46,12 +28,12 @@ def _refused(response) -> bool:
 @pytest.mark.django_db
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_anonymous_requests_to_every_url_are_refused(client, method):
-    routes = [(r, n) for r, n in _walk(get_resolver().url_patterns) if n not in PUBLIC]
+    routes = [(r, n) for r, n in url_routes() if n not in PUBLIC]
     assert len(routes) > 10  # the walk found the project's pages and the admin's
     names = {n for _r, n in routes}
     assert {"security", "security-csv", "cve", "cve-triage", "lookup", "sync"} <= names
     for route, name in routes:
-        url = _concrete(route)
+        url = concrete_url(route, SAMPLE_KWARGS)
         response = getattr(client, method)(url)
         # A POST to a read-only endpoint may be turned away before authentication.
         not_allowed = method == "post" and response.status_code == 405

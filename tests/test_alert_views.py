@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
 import pytest
@@ -14,6 +14,7 @@ from tracker.alerts.lifecycle import reconcile
 from tracker.models import Alert, AlertEvent, AlertSubscription, Fork, Upstream
 
 pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 
@@ -92,6 +93,23 @@ def test_detail_acknowledge_and_snooze(client, django_user_model):
     assert response["Location"] == reverse("alert", args=[alert.pk])
 
 
+def test_the_same_snooze_or_acknowledgement_posted_again_adds_no_event(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("oncall", password="pw-oncall-1"))
+    fork = _forks(1)[0]
+    alert = Alert.objects.get(key="lag:f0:main")
+    feed = reverse("alert-feed", args=[fork.slug, fork.alert_feed_token])
+    entries = lambda: client.get(feed).content.count(b"<entry>")  # noqa: E731
+    before = entries()
+    for _ in range(12):
+        response = client.post(reverse("alert-snooze", args=[alert.pk]), {"for": "1d"})
+        assert response.status_code == 302
+    for _ in range(3):
+        client.post(reverse("alert-ack", args=[alert.pk]))
+    assert entries() == before + 2
+    kinds = list(alert.events.order_by("at", "pk").values_list("kind", flat=True))
+    assert kinds == ["opened", "snoozed", "acknowledged"]
+
+
 def test_acknowledge_needs_post_and_a_login(client):
     _forks(1)
     alert = Alert.objects.get(key="lag:f0:main")
@@ -120,6 +138,27 @@ def test_feed_needs_the_fork_token_and_lists_its_events(client):
         == 403
     )
     assert Fork.objects.get(slug="f1").alert_feed_token != fork.alert_feed_token
+
+
+def test_feed_summaries_are_text_and_ids_are_tag_uris_stable_across_requests(client, settings):
+    settings.SITE_URL = "https://fh.example.com:8443"
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    fork = Fork.objects.create(upstream=upstream, slug="f0", name="Fork 0", git_url="/y")
+    summary = "f0:<b>x</b> is 9 days behind & more"  # a branch may be named so
+    reconcile([rules.Condition("lag:f0:<b>x</b>", "rebase_lag", "normal", "f0", summary)], T0)
+    reconcile([], T0 + timedelta(days=1))  # resolved: a second entry
+    url = reverse("alert-feed", args=[fork.slug, fork.alert_feed_token])
+    first, second = client.get(url).content, client.get(url, HTTP_HOST="localhost").content
+    assert b"f0:&lt;b&gt;x&lt;/b&gt; is 9 days behind &amp; more" in first  # escaped once
+    feed = ElementTree.fromstring(first)  # noqa: S314 - our own output
+    opened = AlertEvent.objects.get(alert__key="lag:f0:<b>x</b>", kind="opened")
+    tag = f"tag:fh.example.com,2026-03-01:alert/{opened.alert_id}/event/{opened.pk}"
+    entry = next(e for e in feed.findall(f"{ATOM}entry") if e.find(f"{ATOM}id").text == tag)
+    shown = entry.find(f"{ATOM}summary")
+    assert shown.get("type") == "text" and shown.text == summary and len(shown) == 0
+    ids = [e.text for e in feed.iter(f"{ATOM}id")]
+    assert all(i.startswith("tag:fh.example.com,") for i in ids) and len(set(ids)) == len(ids)
+    assert ids == [e.text for e in ElementTree.fromstring(second).iter(f"{ATOM}id")]  # noqa: S314
 
 
 def test_subscribe_and_unsubscribe(client, django_user_model):

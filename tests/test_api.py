@@ -1,8 +1,10 @@
 """The JSON API: token and session auth, pagination, staff-only writes, checked input."""
 
+import re
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -136,3 +138,25 @@ def test_staff_register_a_release_with_its_ship_time(
     for bad in ({"tag": "-x"}, {"tag": "a..b"}, {"sha": "not-a-sha"}):
         response = _client(admin_user).post("/api/releases/", {**payload, **bad}, format="json")
         assert response.status_code == 400, bad
+
+
+@pytest.mark.django_db
+def test_swagger_ui_is_for_logged_in_users_and_served_from_vendored_files(
+    client, django_user_model
+):
+    docs = reverse("api-docs")
+    anonymous = client.get(docs)
+    assert anonymous.status_code == 302
+    assert anonymous["Location"] == f"{reverse('login')}?next={docs}"
+    client.force_login(django_user_model.objects.create_user("reader", password="pw-rd-123"))
+    page = client.get(docs)
+    html = page.content.decode()
+    assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+    assert reverse("api-schema") in html
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in sources
+    assert all(s.startswith("/") and not s.startswith("//") for s in sources)  # nothing remote
+    for source in sources:
+        assert client.get(source).status_code == 200, source  # whitenoise serves each
+    schema = client.get(reverse("api-schema"))  # the schema itself, as before
+    assert schema.status_code == 200 and schema.content.startswith(b"openapi:")

@@ -101,7 +101,8 @@ def test_create_login_prints_the_password_once(capsys, django_user_model, client
     call_command("create_login", "alice")
     second = capsys.readouterr().out
     assert password not in second and "exists" in second
-    assert client.login(username="alice", password=password)
+    response = client.post(reverse("login"), {"username": "alice", "password": password})
+    assert response.status_code == 302 and "_auth_user_id" in client.session
     assert django_user_model.objects.get(username="alice").is_staff
 
 

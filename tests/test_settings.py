@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.env import ConfigError, database_config, email_config, env_bool, env_int, site_url
+from dashboard.env import (
+    ConfigError,
+    database_config,
+    email_config,
+    env_bool,
+    env_header,
+    env_int,
+    site_url,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +45,9 @@ def _manage_check(**env):
         ("REDIS_URL", "redis://localhost:port/0"),
         ("SITE_URL", "example.com"),
         ("GIT_TIMEOUT", "soon"),
+        ("AXES_FAILURE_LIMIT", "0"),
+        ("AXES_COOLOFF_MINUTES", "a quarter of an hour"),
+        ("CLIENT_IP_HEADER", "X-Forwarded-For: 1.2.3.4"),
     ],
 )
 def test_malformed_value_stops_startup_naming_the_variable(variable, value):
@@ -110,6 +121,14 @@ def test_email_url_and_separate_variables():
         email_config({"EMAIL_HOST": "smtp.local", "EMAIL_PORT": "99999"})
     with pytest.raises(ConfigError, match="EMAIL_URL"):
         email_config({"EMAIL_URL": "imap://x"})
+
+
+def test_env_header_names_a_request_meta_key():
+    assert env_header("H", "REMOTE_ADDR", {}) == "REMOTE_ADDR"
+    assert env_header("H", "REMOTE_ADDR", {"H": "remote_addr"}) == "REMOTE_ADDR"
+    assert env_header("H", "", {"H": "X-Forwarded-For"}) == "HTTP_X_FORWARDED_FOR"
+    with pytest.raises(ConfigError, match="H: expected REMOTE_ADDR or a header name"):
+        env_header("H", "", {"H": "X_Forwarded For"})
 
 
 def test_site_url_must_be_absolute():

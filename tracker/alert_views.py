@@ -4,8 +4,10 @@ per-fork Atom feed, which needs no log-in but a secret token in its URL."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.syndication.views import Feed
 from django.core.paginator import Paginator
@@ -17,7 +19,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.feedgenerator import Atom1Feed
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from tracker.alerts.lifecycle import acknowledge, snooze
 from tracker.alerts.messages import figure_rows
@@ -41,7 +43,7 @@ def _get_alert_or_404(pk: int) -> Alert:
 
 
 @login_required
-@require_GET
+@require_safe
 def alert_list(request: HttpRequest) -> HttpResponse:
     """Open alerts first (high priority first), or the resolved ones; filter by fork."""
     state = request.GET.get("state", AlertState.OPEN)
@@ -80,7 +82,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One alert: summary, figures, its events and every delivery with its attempts."""
     alert = _get_alert_or_404(pk)
@@ -147,10 +149,28 @@ def alert_subscribe(request: HttpRequest) -> HttpResponse:
     return redirect("alerts")
 
 
+class TextSummaryAtom1Feed(Atom1Feed):
+    """Atom whose entry summaries are plain text. Django's say ``type="html"``: a reader
+    unescapes the XML once and then renders the HTML, so a branch named ``<b>x</b>`` in a
+    summary would show in bold (or run a script)."""
+
+    def add_item_elements(self, handler, item) -> None:
+        super().add_item_elements(handler, {**item, "description": None})
+        if item["description"] is not None:
+            handler.addQuickElement("summary", item["description"], {"type": "text"})
+
+
+def tag_uri(at: datetime, specific: str) -> str:
+    """An Atom id: a tag: URI (RFC 4151) minted by the site's host (``SITE_URL``) on the
+    date of `at`, so the same thing keeps the same id whichever host name a reader used."""
+    host = urlsplit(settings.SITE_URL).hostname
+    return f"tag:{host},{at:%Y-%m-%d}:{specific}"
+
+
 class ForkAlertFeed(Feed):
     """A fork's alert events (its own and upstream-wide ones), newest first."""
 
-    feed_type = Atom1Feed
+    feed_type = TextSummaryAtom1Feed
 
     def get_object(self, request, slug: str, token: str) -> Fork:
         fork = Fork.objects.filter(slug=slug).first()
@@ -163,6 +183,9 @@ class ForkAlertFeed(Feed):
 
     def link(self, fork: Fork) -> str:
         return reverse("alerts") + f"?fork={fork.slug}"
+
+    def feed_guid(self, fork: Fork) -> str:
+        return tag_uri(fork.created_at, f"fork/{fork.pk}/alerts")
 
     def subtitle(self, fork: Fork) -> str:
         return f"Alerts opened, resolved and handled for {fork.name}"
@@ -184,7 +207,7 @@ class ForkAlertFeed(Feed):
         return reverse("alert", args=[event.alert_id])
 
     def item_guid(self, event: AlertEvent) -> str:
-        return f"alert-event-{event.pk}"
+        return tag_uri(event.at, f"alert/{event.alert_id}/event/{event.pk}")
 
     item_guid_is_permalink = False
 
@@ -198,7 +221,7 @@ class ForkAlertFeed(Feed):
 _feed = ForkAlertFeed()
 
 
-@require_GET
+@require_safe
 def alert_feed(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     """The Atom feed; a wrong or missing token is refused like any anonymous request."""
     try:

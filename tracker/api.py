@@ -1,4 +1,5 @@
-"""The JSON API: the dashboard's data for scripts and other tools (OpenAPI at /api/schema/).
+"""The JSON API: the dashboard's data for scripts and other tools (OpenAPI at /api/schema/,
+browsable in Swagger UI at /api/docs/).
 
 Reads need a logged-in session or a token (``Authorization: Token <key>``); changes need a
 staff user. Registering a fork goes through tracker.registry, so URLs and refs are checked and
@@ -371,7 +372,7 @@ class LookupViewSet(viewsets.ViewSet):
     permission_classes = [StaffWrites]
 
     @extend_schema(responses={200: dict})
-    def list(self, request):
+    def list(self, request, format=None):  # DRF passes the suffix of /api/lookup.json/
         from dataclasses import asdict
 
         from tracker.lookup import lookup

@@ -30,7 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from tracker.forksecurity import triage
 from tracker.lookup import lookup
@@ -201,7 +201,7 @@ MATRIX_FIELDS = (
 
 
 @login_required
-@require_GET
+@require_safe
 def security_matrix(request: HttpRequest) -> HttpResponse:
     """The status of each vulnerability in each branch tip and newest release of one fork
     (``?fork=``), filtered and paginated (eight queries; two when its body is cached, which
@@ -298,7 +298,7 @@ def _csv_chunks(fork: Fork, rows: QuerySet, columns: list[Column]) -> Iterator[s
 
 
 @login_required
-@require_GET
+@require_safe
 def security_csv(request: HttpRequest) -> HttpResponse:
     """The whole matrix of one fork with the page's filters, streamed as CSV."""
     fork = _get_fork_or_404(request.GET.get("fork"))
@@ -590,7 +590,7 @@ def _cve_context(vuln: Vulnerability, form: TriageForm | None) -> dict:
 
 
 @login_required
-@require_GET
+@require_safe
 def cve_detail(request: HttpRequest, cve: str) -> HttpResponse:
     """A vulnerability: what upstream knows and where every fork stands on it."""
     return _cve_page(request, cve, request.GET.get("upstream"))
@@ -621,7 +621,7 @@ def cve_triage(request: HttpRequest, cve: str) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def lookup_page(request: HttpRequest) -> HttpResponse:
     """The header's lookup box: a CVE, bug id, commit id or version, answered for every
     upstream by `tracker.lookup`."""

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tracker import progress as sync_progress
@@ -48,7 +48,7 @@ def _upstream_stable():
 
 
 @login_required
-@require_GET
+@require_safe
 def overview(request: HttpRequest) -> HttpResponse:
     """Every fork: its status, each branch's latest snapshot, its open security fixes, its
     newest release against upstream Stable, and the sources that are stale or failing. The
@@ -99,7 +99,7 @@ def _overview_context(now, running: dict) -> dict:
 
 
 @login_required
-@require_GET
+@require_safe
 def sync_status(request: HttpRequest) -> HttpResponse:
     """Freshness of every upstream data source, mirror and fork, each upstream's ingest
     cursors, and the progress of running syncs (five queries)."""
@@ -118,7 +118,7 @@ def sync_status(request: HttpRequest) -> HttpResponse:
     return render(request, "tracker/sync.html", ctx)
 
 
-@require_GET
+@require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus metrics: for a scraper with ``Authorization: Bearer <METRICS_TOKEN>``, or a
     logged-in user. Anyone else is refused, like every page but /healthz."""
@@ -130,7 +130,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(render_metrics(timezone.now()), content_type=CONTENT_TYPE_LATEST)
 
 
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness and freshness without log-in: see tracker.healthz."""
     status, report = service_health(timezone.now())
@@ -146,7 +146,7 @@ OPEN_FIXES_SHOWN = 50  # oldest open fixes on the fork page (the matrix lists th
 
 
 @login_required
-@require_GET
+@require_safe
 def fork_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """A fork: its branches with their latest figures, its newest releases with base version,
     security patch level and open fixes, the fixes its newest release leaves open, and the
@@ -191,7 +191,7 @@ def _fork_context(fork: Fork, now) -> dict:
 
 
 @login_required
-@require_GET
+@require_safe
 def fork_trends(request: HttpRequest, slug: str) -> HttpResponse:
     """Series for the fork page's charts: per branch, one point per snapshot."""
     return _json(
@@ -213,7 +213,7 @@ def _trends(fork: Fork) -> dict:
 
 
 @login_required
-@require_GET
+@require_safe
 def fork_security_trends(request: HttpRequest, slug: str) -> HttpResponse:
     """Series for the fork page's security charts: open fixes by severity, one point per
     security snapshot; and per release (in ship order) the median days from upstream
@@ -246,7 +246,7 @@ def _security_trends(fork: Fork, now) -> dict:
 
 
 @login_required
-@require_GET
+@require_safe
 def branch_detail(request: HttpRequest, slug: str, branch: str) -> HttpResponse:
     """A branch: its patch set (already upstream? predicted conflicts?), the security fixes
     its tip lacks, and its lag history."""

@@ -3,12 +3,13 @@ one mail, updates not mailed, resolution mailed once, acknowledgement stops remi
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tracker.alerts import rules
 from tracker.alerts.facts import newest_releases
-from tracker.alerts.lifecycle import acknowledge, snooze
+from tracker.alerts.lifecycle import acknowledge, reconcile, snooze
 from tracker.forksecurity import triage
 from tracker.models import (
     Alert,
@@ -24,6 +25,7 @@ from tracker.models import (
     Fork,
     ForkRelease,
     Platform,
+    Upstream,
     UpstreamRelease,
     Vulnerability,
 )
@@ -209,6 +211,42 @@ def test_acknowledgement_stops_reminders_and_snooze_pauses_them(alerts_world):
     kinds = _events("lag:mergeco:main", reminders=True)
     assert kinds.count("acknowledged") == 1 and kinds.count("snoozed") == 1
     assert kinds[-1] == "acknowledged"
+
+
+def test_acknowledging_or_snoozing_again_records_no_event_and_delivers_nothing():
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    Fork.objects.create(
+        upstream=upstream,
+        slug="acme",
+        name="Acme",
+        git_url="/y",
+        owner_emails="rel@acme.example",
+        alert_webhook_url="https://hooks.example/acme",
+    )
+    t0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    reconcile([rules.Condition("base-age:acme", "base_too_old", "high", "acme", "old")], t0)
+    alert = Alert.objects.get(key="base-age:acme")
+    deliveries = Delivery.objects.count()
+    assert deliveries == 2  # the opening: a mail and a webhook
+
+    day = timedelta(days=1)
+    assert snooze(alert, t0 + MINUTE + day, by="ann", now=t0 + MINUTE)
+    for second in range(12):  # the same choice again and again, by anyone, seconds apart
+        now = t0 + MINUTE + timedelta(seconds=second)
+        assert not snooze(alert, now + day, by="bob", now=now)
+    assert acknowledge(alert, by="ann", now=t0 + 2 * MINUTE)
+    assert not acknowledge(alert, by="bob", now=t0 + 3 * MINUTE, note="me too")
+    assert _events("base-age:acme") == ["opened", "snoozed", "acknowledged"]
+    alert.refresh_from_db()
+    assert alert.snoozed_until == t0 + MINUTE + day and alert.acknowledged_by == "ann"
+    assert Delivery.objects.count() == deliveries
+
+    # A different choice is a new snooze, and so is one after the running snooze ended.
+    assert snooze(alert, t0 + 3 * day, by="bob", now=t0 + 4 * MINUTE)
+    later = t0 + 3 * day + MINUTE
+    assert snooze(alert, later + timedelta(minutes=30), by="bob", now=later)
+    assert _events("base-age:acme")[-2:] == ["snoozed", "snoozed"]
+    assert Delivery.objects.count() == deliveries
 
 
 def test_a_reminder_queued_before_an_acknowledgement_is_skipped(alerts_world):

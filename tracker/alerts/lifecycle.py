@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 # Reminders: at most one a day per alert; the gap is a little under a day so a reminder
 # created just after yesterday's is not pushed past the next digest.
 REMINDER_GAP = timedelta(hours=23)
+# A snooze ending within this of the running one's end is the same snooze again (a double
+# click, a retried form, two people on call choosing the same): no new event. The shortest
+# snooze offered is a day, so a choice that moves the end by less is not a new decision.
+SNOOZE_REPEAT = timedelta(hours=1)
 # Postgres advisory lock id for evaluation (any constant; "fork" in ASCII).
 _EVALUATION_LOCK = 0x666F726B
 
@@ -151,8 +155,8 @@ def evaluate_alerts(now: datetime) -> EvaluationStats:
 
 @transaction.atomic
 def acknowledge(alert: Alert, *, by: str, now: datetime, note: str = "") -> bool:
-    """Mark an open alert as seen by `by`: no more reminders. False if it was not open or
-    already acknowledged."""
+    """Mark an open alert as seen by `by`: no more reminders. Idempotent: False, with no
+    event and nothing delivered, if it was not open or already acknowledged (by anyone)."""
     changed = Alert.objects.filter(
         pk=alert.pk, state=AlertState.OPEN, acknowledged_at__isnull=True
     ).update(acknowledged_at=now, acknowledged_by=by[:150])
@@ -164,10 +168,20 @@ def acknowledge(alert: Alert, *, by: str, now: datetime, note: str = "") -> bool
 
 @transaction.atomic
 def snooze(alert: Alert, until: datetime, *, by: str, now: datetime, note: str = "") -> bool:
-    """Leave an open alert out of reminders until `until`. False if it is not open."""
+    """Leave an open alert out of reminders until `until`. Idempotent: False, with no event
+    and nothing delivered, if it is not open or its running snooze already ends within
+    `SNOOZE_REPEAT` of `until` (the same snooze again, whoever asks)."""
     if until <= now:
         raise ValueError("snooze until a time in the future")
-    changed = Alert.objects.filter(pk=alert.pk, state=AlertState.OPEN).update(snoozed_until=until)
+    # One conditional update: of two requests at once, the second finds the first's snooze.
+    changed = (
+        Alert.objects.filter(pk=alert.pk, state=AlertState.OPEN)
+        .exclude(
+            snoozed_until__gt=now,
+            snoozed_until__range=(until - SNOOZE_REPEAT, until + SNOOZE_REPEAT),
+        )
+        .update(snoozed_until=until)
+    )
     if changed:
         alert.refresh_from_db()
         _event(
