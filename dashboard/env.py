@@ -7,7 +7,10 @@ a sentence an operator can act on instead of a stack trace deep inside a library
 from __future__ import annotations
 
 import os
+import secrets
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -127,6 +130,37 @@ def database_config(
     if prepared_statements and config["ENGINE"] == "django.db.backends.postgresql":
         config.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
     return config
+
+
+def generated_secret_key(path: Path) -> str:
+    """The secret key kept in the file `path`, generated there (mode 0600) on first use.
+
+    For the embedded mode, where nothing is configured: the key survives restarts (log-ins and
+    encrypted git credentials with it) without anyone choosing one. Processes starting at
+    once agree on it: each writes its key aside and links it into place, and the first wins.
+    """
+    path = Path(path)
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+            try:
+                with os.fdopen(fd, "w") as file:
+                    file.write(secrets.token_urlsafe(50) + "\n")
+                os.link(aside, path)
+            except FileExistsError:
+                pass  # another process was first: use its key
+            finally:
+                os.unlink(aside)
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"SECRET_KEY: unset, and {path} cannot be used: {exc.strerror}") from None
+    if len(key) < 50:
+        raise ConfigError(
+            f"SECRET_KEY: unset, and {path} holds no usable key (50 characters or more); "
+            "delete the file to have one generated, or set SECRET_KEY"
+        )
+    return key
 
 
 def redis_url(name: str, environ: Mapping[str, str] | None = None) -> str:

@@ -15,6 +15,7 @@ from dashboard.env import (
     env_int,
     env_list,
     env_str,
+    generated_secret_key,
     redis_url,
     site_url,
 )
@@ -22,17 +23,25 @@ from dashboard.env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ConfigError("SECRET_KEY: required when DEBUG is off (set DEBUG=true for local use)")
-    SECRET_KEY = "insecure-local-development-key-only-used-with-DEBUG-on"  # noqa: S105
+    if not env_str("DATABASE_URL") and not env_str("REDIS_URL"):
+        # Embedded mode: one machine, one DATA_DIR, so a key generated there serves every
+        # process. In production each host would generate its own: there it must be set.
+        SECRET_KEY = generated_secret_key(DATA_DIR / "secret_key")
+    elif DEBUG:
+        SECRET_KEY = "insecure-local-development-key-only-used-with-DEBUG-on"  # noqa: S105
+    else:
+        raise ConfigError(
+            "SECRET_KEY: required when DATABASE_URL or REDIS_URL is set (with neither, the "
+            "embedded mode generates one in DATA_DIR/secret_key)"
+        )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 SITE_URL = site_url("SITE_URL", "http://127.0.0.1:8000")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [SITE_URL])
 
-DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
 # Git mirrors live here; one bare repository per upstream.
 MIRROR_DIR = DATA_DIR / "mirrors"
 # Local repositories (file paths or file:// URLs) are accepted only below these roots, so a

@@ -12,12 +12,12 @@ from dashboard.env import ConfigError, database_config, email_config, env_bool, 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _manage_check(**env):
+def _manage_check(*command, **env):
     base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     base.update({"DEBUG": "true", "SECRET_KEY": "x"})
     base.update(env)
     return subprocess.run(
-        [sys.executable, "manage.py", "check"],
+        [sys.executable, "manage.py", *(command or ["check"])],
         cwd=ROOT,
         env=base,
         capture_output=True,
@@ -50,15 +50,56 @@ def test_malformed_value_stops_startup_naming_the_variable(variable, value):
     assert "Traceback" not in result.stderr
 
 
-def test_secret_key_required_without_debug():
-    result = _manage_check(DEBUG="false", SECRET_KEY="")
+@pytest.mark.parametrize(
+    "production", [{"DATABASE_URL": "postgres://u@db.internal:5432/fh"}, {"REDIS_URL": "redis://r"}]
+)
+def test_secret_key_required_in_production_without_debug(production, tmp_path):
+    result = _manage_check(DEBUG="false", SECRET_KEY="", DATA_DIR=str(tmp_path), **production)
     assert result.returncode == 2
-    assert "SECRET_KEY" in result.stderr
+    assert result.stderr.startswith("configuration error: SECRET_KEY: required when DATABASE_URL")
+    assert not (tmp_path / "secret_key").exists()
 
 
 def test_embedded_defaults_need_nothing_configured(tmp_path):
     result = _manage_check(DATA_DIR=str(tmp_path))
     assert result.returncode == 0, result.stderr
+
+
+def test_embedded_mode_generates_its_secret_key_once_without_debug(tmp_path):
+    """manage.py works with nothing set, not even DEBUG: the key is made once in DATA_DIR."""
+    show = (
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; print(settings.SECRET_KEY)",
+    )
+    first = _manage_check(*show, DEBUG="", SECRET_KEY="", DATA_DIR=str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    key_file = tmp_path / "secret_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert first.stdout.strip() == key_file.read_text().strip()
+    assert len(first.stdout.strip()) >= 50
+    again = _manage_check(*show, DEBUG="", SECRET_KEY="", DATA_DIR=str(tmp_path))
+    assert again.stdout == first.stdout
+    assert _manage_check(DEBUG="", SECRET_KEY="", DATA_DIR=str(tmp_path)).returncode == 0
+
+
+def test_generated_secret_key_is_shared_by_processes_starting_at_once(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dashboard.env import generated_secret_key
+
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(generated_secret_key, [tmp_path / "k" / "secret_key"] * 32))
+    assert len(keys) == 1
+    assert [p.name for p in (tmp_path / "k").iterdir()] == ["secret_key"]
+
+
+def test_a_damaged_secret_key_file_stops_startup_naming_it(tmp_path):
+    (tmp_path / "secret_key").write_text("short\n")
+    result = _manage_check(DEBUG="", SECRET_KEY="", DATA_DIR=str(tmp_path))
+    assert result.returncode == 2
+    assert "SECRET_KEY" in result.stderr and str(tmp_path / "secret_key") in result.stderr
 
 
 def test_env_bool_spellings():
