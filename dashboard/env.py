@@ -88,6 +88,15 @@ def _url_port(name: str, url: str) -> int | None:
 
 
 DATABASE_SCHEMES = {"postgres", "postgresql", "pgsql", "sqlite"}
+# The embedded mode's web server and scheduler share the SQLite file. Write-ahead logging lets
+# pages read while the scheduler writes; transactions take the write lock when they begin,
+# so a second writer waits for it (`timeout`, seconds) instead of failing at once when a
+# transaction that began by reading tries to write.
+SQLITE_OPTIONS = {
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL",
+    "transaction_mode": "IMMEDIATE",
+}
 
 
 def database_config(
@@ -110,7 +119,7 @@ def database_config(
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": default_sqlite_path,
-            "OPTIONS": {"timeout": 20},
+            "OPTIONS": SQLITE_OPTIONS,
         }
     scheme = urlsplit(raw).scheme
     if scheme not in DATABASE_SCHEMES:

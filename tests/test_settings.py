@@ -137,6 +137,45 @@ def test_database_config_prepares_statements_on_postgres_unless_told_not_to():
     assert "server_side_binding" not in sqlite["OPTIONS"]
 
 
+def test_embedded_sqlite_pages_read_while_a_writer_works_and_writers_wait_their_turn(
+    tmp_path, django_db_blocker
+):
+    """The web server and the scheduler share the SQLite file of the embedded mode."""
+    import time
+
+    from django.db import OperationalError, connections, transaction
+
+    config = database_config("DATABASE_URL", str(tmp_path / "fh.sqlite3"), {})
+    config["OPTIONS"] = {**config["OPTIONS"], "timeout": 0.5}
+    aliases = ["embedded_web", "embedded_scheduler"]
+    filled = connections.configure_settings({a: dict(config) for a in ["default", *aliases]})
+    connections.settings.update({alias: filled[alias] for alias in aliases})
+    try:
+        with django_db_blocker.unblock():
+            web, scheduler = (connections[alias] for alias in aliases)
+            scheduler.cursor().execute("CREATE TABLE t (x integer)")
+            assert web.cursor().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            with transaction.atomic(using="embedded_scheduler"):
+                scheduler.cursor().execute("INSERT INTO t VALUES (1)")
+                # A page reads meanwhile, the data as it was before.
+                assert web.cursor().execute("SELECT count(*) FROM t").fetchone()[0] == 0
+                # A second writer waits for the lock (here half a second) when it begins,
+                # not after it read, when SQLite could only refuse it.
+                started = time.monotonic()
+                with (
+                    pytest.raises(OperationalError, match="locked"),
+                    transaction.atomic(using="embedded_web"),
+                ):
+                    pass
+                assert time.monotonic() - started >= 0.4
+            assert web.cursor().execute("SELECT count(*) FROM t").fetchone()[0] == 1
+    finally:
+        for alias in aliases:
+            connections[alias].close()
+            del connections[alias]
+            del connections.settings[alias]
+
+
 def test_email_url_and_separate_variables():
     config = email_config({"EMAIL_URL": "smtp://bot%40x.org:p%2Fw@mail.x.org:587?tls=1"})
     assert config["EMAIL_HOST"] == "mail.x.org"
