@@ -61,6 +61,17 @@ def env_int(
     return value
 
 
+def env_interval(
+    name: str, default: int, environ: Mapping[str, str] | None = None, *, minimum: int
+) -> int:
+    """Seconds between runs of a periodic task: 0 leaves the task out of the schedule, other
+    values below `minimum` are refused."""
+    value = env_int(name, default, environ, minimum=0)
+    if 0 < value < minimum:
+        raise ConfigError(f"{name}: must be 0 (not scheduled) or at least {minimum}, got {value}")
+    return value
+
+
 def env_list(name: str, default: list[str], environ: Mapping[str, str] | None = None) -> list[str]:
     raw = env_str(name, "", environ)
     if raw == "":

@@ -13,6 +13,7 @@ from dashboard.env import (
     email_config,
     env_bool,
     env_int,
+    env_interval,
     env_list,
     env_str,
     generated_secret_key,
@@ -178,9 +179,11 @@ WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 60, minimum=5)
 # Upstream sources. Dash releases land several times a day (a run is a few dozen small
 # requests); VersionHistory serving periods change with rollouts; the blog gets new bulletins
 # and edits to old ones. Linking is a safety net: syncs that change data queue it already.
-CHROMIUMDASH_SYNC_SECONDS = env_int("CHROMIUMDASH_SYNC_SECONDS", 3600, minimum=300)
-VERSIONHISTORY_SYNC_SECONDS = env_int("VERSIONHISTORY_SYNC_SECONDS", 21600, minimum=900)
-CHROME_RELEASES_SYNC_SECONDS = env_int("CHROME_RELEASES_SYNC_SECONDS", 3600, minimum=300)
+# 0 leaves a source unscheduled (script/server: the demo's upstream data is recorded, and
+# live data would mix with it).
+CHROMIUMDASH_SYNC_SECONDS = env_interval("CHROMIUMDASH_SYNC_SECONDS", 3600, minimum=300)
+VERSIONHISTORY_SYNC_SECONDS = env_interval("VERSIONHISTORY_SYNC_SECONDS", 21600, minimum=900)
+CHROME_RELEASES_SYNC_SECONDS = env_interval("CHROME_RELEASES_SYNC_SECONDS", 3600, minimum=300)
 LINK_FIXES_SECONDS = env_int("LINK_FIXES_SECONDS", 21600, minimum=900)
 # Forks: fetch, ingest upstream history and snapshot every tracked branch.
 FORK_SYNC_SECONDS = env_int("FORK_SYNC_SECONDS", 3600, minimum=60)
@@ -188,6 +191,8 @@ FORK_SYNC_SECONDS = env_int("FORK_SYNC_SECONDS", 3600, minimum=60)
 # drained every ALERTS_DELIVER_SECONDS (immediate mail waits at most that long).
 ALERTS_EVALUATE_SECONDS = env_int("ALERTS_EVALUATE_SECONDS", 900, minimum=60)
 ALERTS_DELIVER_SECONDS = env_int("ALERTS_DELIVER_SECONDS", 60, minimum=5)
+# The periodic table, read by celery beat and, in embedded mode, by the scheduler that
+# script/server starts (manage.py run_scheduler, tracker/scheduler.py).
 CELERY_BEAT_SCHEDULE = {
     "worker heartbeat": {
         "task": "tracker.record_worker_heartbeat",
@@ -228,6 +233,8 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": ALERTS_DELIVER_SECONDS},
     },
 }
+# An interval of 0 leaves its entry out.
+CELERY_BEAT_SCHEDULE = {k: v for k, v in CELERY_BEAT_SCHEDULE.items() if v["schedule"]}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

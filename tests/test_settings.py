@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.env import ConfigError, database_config, email_config, env_bool, env_int, site_url
+from dashboard.env import (
+    ConfigError,
+    database_config,
+    email_config,
+    env_bool,
+    env_int,
+    env_interval,
+    site_url,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,6 +122,22 @@ def test_env_int_minimum():
     assert env_int("N", 3, {"N": "7"}) == 7
     with pytest.raises(ConfigError, match="N: must be at least 1"):
         env_int("N", 3, {"N": "0"}, minimum=1)
+
+
+def test_env_interval_zero_leaves_the_task_unscheduled():
+    assert env_interval("S", 3600, {"S": "0"}, minimum=300) == 0
+    assert env_interval("S", 3600, {}, minimum=300) == 3600
+    with pytest.raises(ConfigError, match="S: must be 0 \\(not scheduled\\) or at least 300"):
+        env_interval("S", 3600, {"S": "10"}, minimum=300)
+    result = _manage_check(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; print(sorted(settings.CELERY_BEAT_SCHEDULE))",
+        CHROMIUMDASH_SYNC_SECONDS="0",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sync chromium dash" not in result.stdout and "sync forks" in result.stdout
 
 
 def test_database_config_sqlite_default_and_postgres_url():
