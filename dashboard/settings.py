@@ -134,8 +134,9 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# Celery. With REDIS_URL unset, tasks run eagerly in the calling process (embedded mode).
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Celery. With REDIS_URL unset, tasks run eagerly in the calling process (embedded mode); the
+# in-memory broker is never used then, but kombu warns about a URL without a host.
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 # Nothing reads task results: state lives in the database (last_error, snapshots, ...).
