@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -59,6 +62,17 @@ def env_int(
     return value
 
 
+def env_interval(
+    name: str, default: int, environ: Mapping[str, str] | None = None, *, minimum: int
+) -> int:
+    """Seconds between runs of a periodic task: 0 leaves the task out of the schedule, other
+    values below `minimum` are refused."""
+    value = env_int(name, default, environ, minimum=0)
+    if 0 < value < minimum:
+        raise ConfigError(f"{name}: must be 0 (not scheduled) or at least {minimum}, got {value}")
+    return value
+
+
 def env_list(name: str, default: list[str], environ: Mapping[str, str] | None = None) -> list[str]:
     raw = env_str(name, "", environ)
     if raw == "":
@@ -99,6 +113,15 @@ def _url_port(name: str, url: str) -> int | None:
 
 
 DATABASE_SCHEMES = {"postgres", "postgresql", "pgsql", "sqlite"}
+# The embedded mode's web server and scheduler share the SQLite file. Write-ahead logging lets
+# pages read while the scheduler writes; transactions take the write lock when they begin,
+# so a second writer waits for it (`timeout`, seconds) instead of failing at once when a
+# transaction that began by reading tries to write.
+SQLITE_OPTIONS = {
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL",
+    "transaction_mode": "IMMEDIATE",
+}
 
 
 def database_config(
@@ -121,7 +144,7 @@ def database_config(
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": default_sqlite_path,
-            "OPTIONS": {"timeout": 20},
+            "OPTIONS": SQLITE_OPTIONS,
         }
     scheme = urlsplit(raw).scheme
     if scheme not in DATABASE_SCHEMES:
@@ -141,6 +164,37 @@ def database_config(
     if prepared_statements and config["ENGINE"] == "django.db.backends.postgresql":
         config.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
     return config
+
+
+def generated_secret_key(path: Path) -> str:
+    """The secret key kept in the file `path`, generated there (mode 0600) on first use.
+
+    For the embedded mode, where nothing is configured: the key survives restarts (log-ins and
+    encrypted git credentials with it) without anyone choosing one. Processes starting at
+    once agree on it: each writes its key aside and links it into place, and the first wins.
+    """
+    path = Path(path)
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+            try:
+                with os.fdopen(fd, "w") as file:
+                    file.write(secrets.token_urlsafe(50) + "\n")
+                os.link(aside, path)
+            except FileExistsError:
+                pass  # another process was first: use its key
+            finally:
+                os.unlink(aside)
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"SECRET_KEY: unset, and {path} cannot be used: {exc.strerror}") from None
+    if len(key) < 50:
+        raise ConfigError(
+            f"SECRET_KEY: unset, and {path} holds no usable key (50 characters or more); "
+            "delete the file to have one generated, or set SECRET_KEY"
+        )
+    return key
 
 
 def redis_url(name: str, environ: Mapping[str, str] | None = None) -> str:

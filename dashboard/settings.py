@@ -15,8 +15,10 @@ from dashboard.env import (
     env_bool,
     env_header,
     env_int,
+    env_interval,
     env_list,
     env_str,
+    generated_secret_key,
     redis_url,
     site_url,
 )
@@ -24,17 +26,25 @@ from dashboard.env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ConfigError("SECRET_KEY: required when DEBUG is off (set DEBUG=true for local use)")
-    SECRET_KEY = "insecure-local-development-key-only-used-with-DEBUG-on"  # noqa: S105
+    if not env_str("DATABASE_URL") and not env_str("REDIS_URL"):
+        # Embedded mode: one machine, one DATA_DIR, so a key generated there serves every
+        # process. In production each host would generate its own: there it must be set.
+        SECRET_KEY = generated_secret_key(DATA_DIR / "secret_key")
+    elif DEBUG:
+        SECRET_KEY = "insecure-local-development-key-only-used-with-DEBUG-on"  # noqa: S105
+    else:
+        raise ConfigError(
+            "SECRET_KEY: required when DATABASE_URL or REDIS_URL is set (with neither, the "
+            "embedded mode generates one in DATA_DIR/secret_key)"
+        )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 SITE_URL = site_url("SITE_URL", "http://127.0.0.1:8000")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [SITE_URL])
 
-DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
 # Git mirrors live here; one bare repository per upstream.
 MIRROR_DIR = DATA_DIR / "mirrors"
 # Local repositories (file paths or file:// URLs) are accepted only below these roots, so a
@@ -130,8 +140,9 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# Celery. With REDIS_URL unset, tasks run eagerly in the calling process (embedded mode).
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Celery. With REDIS_URL unset, tasks run eagerly in the calling process (embedded mode); the
+# in-memory broker is never used then, but kombu warns about a URL without a host.
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 # Nothing reads task results: state lives in the database (last_error, snapshots, ...).
@@ -175,9 +186,11 @@ WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 60, minimum=5)
 # Upstream sources. Dash releases land several times a day (a run is a few dozen small
 # requests); VersionHistory serving periods change with rollouts; the blog gets new bulletins
 # and edits to old ones. Linking is a safety net: syncs that change data queue it already.
-CHROMIUMDASH_SYNC_SECONDS = env_int("CHROMIUMDASH_SYNC_SECONDS", 3600, minimum=300)
-VERSIONHISTORY_SYNC_SECONDS = env_int("VERSIONHISTORY_SYNC_SECONDS", 21600, minimum=900)
-CHROME_RELEASES_SYNC_SECONDS = env_int("CHROME_RELEASES_SYNC_SECONDS", 3600, minimum=300)
+# 0 leaves a source unscheduled (script/server: the demo's upstream data is recorded, and
+# live data would mix with it).
+CHROMIUMDASH_SYNC_SECONDS = env_interval("CHROMIUMDASH_SYNC_SECONDS", 3600, minimum=300)
+VERSIONHISTORY_SYNC_SECONDS = env_interval("VERSIONHISTORY_SYNC_SECONDS", 21600, minimum=900)
+CHROME_RELEASES_SYNC_SECONDS = env_interval("CHROME_RELEASES_SYNC_SECONDS", 3600, minimum=300)
 LINK_FIXES_SECONDS = env_int("LINK_FIXES_SECONDS", 21600, minimum=900)
 # Forks: fetch, ingest upstream history and snapshot every tracked branch.
 FORK_SYNC_SECONDS = env_int("FORK_SYNC_SECONDS", 3600, minimum=60)
@@ -185,6 +198,8 @@ FORK_SYNC_SECONDS = env_int("FORK_SYNC_SECONDS", 3600, minimum=60)
 # drained every ALERTS_DELIVER_SECONDS (immediate mail waits at most that long).
 ALERTS_EVALUATE_SECONDS = env_int("ALERTS_EVALUATE_SECONDS", 900, minimum=60)
 ALERTS_DELIVER_SECONDS = env_int("ALERTS_DELIVER_SECONDS", 60, minimum=5)
+# The periodic table, read by celery beat and, in embedded mode, by the scheduler that
+# script/server starts (manage.py run_scheduler, tracker/scheduler.py).
 CELERY_BEAT_SCHEDULE = {
     "worker heartbeat": {
         "task": "tracker.record_worker_heartbeat",
@@ -225,6 +240,8 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": ALERTS_DELIVER_SECONDS},
     },
 }
+# An interval of 0 leaves its entry out.
+CELERY_BEAT_SCHEDULE = {k: v for k, v in CELERY_BEAT_SCHEDULE.items() if v["schedule"]}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

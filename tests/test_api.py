@@ -81,6 +81,9 @@ def test_only_staff_register_forks(upstream, world, django_user_model, admin_use
         ({"git_url": "ext::sh -c true"}, "git_url"),
         ({"branches": [{"name": "-x", "upstream_ref": "refs/heads/main"}]}, "name"),
         ({"branches": [{"name": "main", "upstream_ref": "refs/heads/../x"}]}, "upstream_ref"),
+        ({"pinned_version_file": "../x"}, "pinned_version_file"),
+        ({"pinned_version_file": "/etc/passwd"}, "pinned_version_file"),
+        ({"patches_dir": "-x"}, "patches_dir"),
     ],
 )
 def test_hostile_fork_input_is_refused_and_nothing_written(
@@ -92,6 +95,18 @@ def test_hostile_fork_input_is_refused_and_nothing_written(
     assert response.status_code == 400
     assert field in str(response.json())
     assert Fork.objects.count() == 0 and TrackedBranch.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_pinned_version_file_outside_the_repository_is_refused_saying_why(
+    upstream, world, admin_user
+):
+    payload = _fork_payload(world, kind="patch_series", pinned_version_file="../x")
+    response = _client(admin_user).post("/api/forks/", payload, format="json")
+    assert response.status_code == 400
+    (message,) = response.json()["pinned_version_file"]
+    assert message.startswith("path '../x' is not allowed: it leaves the repository through '..'")
+    assert not Fork.objects.exists()
 
 
 @pytest.mark.django_db

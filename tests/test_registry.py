@@ -51,6 +51,22 @@ def _nothing_changed(settings):
         (["--url", "https://h.example/x.git", "--branch=-x=refs/heads/main"], "starts with '-'"),
         (["--url", "https://h.example/x.git", "--branch", "main=refs/heads/../../x"], "'..'"),
         (["--url", "https://h.example/x.git", "--release-tags=--tags"], "starts with '-'"),
+        (
+            ["--url", "https://h.example/x.git", "--kind=patch_series", "--version-file", "../x"],
+            "pinned_version_file: path '../x' is not allowed: it leaves the repository",
+        ),
+        (
+            ["--url", "https://h.example/x.git", "--version-file", "/etc/passwd"],
+            "pinned_version_file: path '/etc/passwd' is not allowed: it is absolute",
+        ),
+        (
+            ["--url", "https://h.example/x.git", "--patches-dir=-x"],
+            "patches_dir: path '-x' is not allowed: it starts with '-'",
+        ),
+        (
+            ["--url", "https://h.example/x.git", "--patches-dir", "patches/../../.ssh"],
+            "patches_dir: path 'patches/../../.ssh' is not allowed: it leaves the repository",
+        ),
     ],
 )
 def test_hostile_input_is_refused_and_nothing_changes(upstream, settings, args, message):
@@ -147,6 +163,15 @@ def test_upstream_command_refuses_hostile_url(settings, tmp_path):
 
 
 @pytest.mark.django_db
+def test_upstream_command_refuses_a_version_file_outside_the_repository(settings, world):
+    settings.GIT_LOCAL_ROOTS = [Path(world["path"])]
+    url = world["upstream"]["path"]
+    with pytest.raises(CommandError, match=r"version_file: path '\.\./VERSION' is not allowed"):
+        call_command("add_upstream", "x", "--name", "X", "--url", url, "--version-file=../VERSION")
+    assert Upstream.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_admin_splits_credentials_off_and_refuses_hostile_urls(upstream, client, admin_user):
     from tracker.secrets import decrypt_credentials
 
@@ -177,3 +202,40 @@ def test_admin_splits_credentials_off_and_refuses_hostile_urls(upstream, client,
     )
     assert response.status_code == 200 and "may not start with" in response.content.decode()
     assert not Fork.objects.filter(slug="evil").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("pinned_version_file", "../x", "it leaves the repository through &#x27;..&#x27;"),
+        ("pinned_version_file", "/etc/passwd", "it is absolute"),
+        ("patches_dir", "-x", "it starts with &#x27;-&#x27;"),
+    ],
+)
+def test_admin_refuses_paths_outside_the_repository(
+    upstream, client, admin_user, field, value, problem
+):
+    client.force_login(admin_user)
+    data = {
+        "upstream": upstream.pk,
+        "slug": "series",
+        "name": "Series",
+        "kind": "patch_series",
+        "git_url": "https://git.example.com/series.git",
+        "release_tag_pattern": "",
+        "pinned_version_file": "CHROMIUM_VERSION",
+        "patches_dir": "patches",
+        "owner_emails": "",
+        "branches-TOTAL_FORMS": "0",
+        "branches-INITIAL_FORMS": "0",
+        field: value,
+    }
+    response = client.post(reverse("admin:tracker_fork_add"), data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field], errors
+    assert problem in response.content.decode()
+    assert not Fork.objects.exists()
+    response = client.post(reverse("admin:tracker_fork_add"), {**data, field: "ok/path"})
+    assert response.status_code == 302, response.content.decode()[:2000]

@@ -87,6 +87,29 @@ def test_a_sync_finding_the_mirror_busy_waits_its_turn(acme):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_in_embedded_mode_failures_wait_for_the_next_scheduled_sync(acme, monkeypatch, settings):
+    """Tasks run inline there: a retry would run at once, its countdown ignored."""
+    from tracker.locks import mirror_lock
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    fork, _ = acme
+    with mirror_lock(fork.upstream.slug):
+        assert sync_fork_task.apply(args=[fork.pk], throw=True).get().startswith("skipped: ")
+    calls = []
+
+    def unreachable(*args, **kwargs):
+        calls.append(args)
+        raise GitError("git fetch failed (exit 128): unable to access: connection refused")
+
+    monkeypatch.setattr("tracker.sync.fetch_upstream", unreachable)
+    with pytest.raises(GitError):
+        sync_fork_task.apply(args=[fork.pk], throw=True)
+    assert len(calls) == 1
+    fork.upstream.refresh_from_db()
+    assert "connection refused" in fork.upstream.last_error
+
+
+@pytest.mark.django_db(transaction=True)
 def test_sync_all_forks_queues_one_sync_per_fork(acme, monkeypatch):
     from tracker.tasks.forks import sync_all_forks_task
 

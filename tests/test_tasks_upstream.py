@@ -130,6 +130,20 @@ def test_transient_failures_are_retried_a_bounded_number_of_times(upstream, reco
     assert SourceState.objects.get(source=Source.CHROMIUMDASH).failures == SYNC_RETRIES + 1
 
 
+def test_in_embedded_mode_a_transient_failure_waits_for_the_next_scheduled_run(
+    upstream, recorded, settings
+):
+    """Tasks run inline there, where a retry would run at once and hold up the scheduler."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    recorded.transport.add_file(f"{DASH}/fetch_milestones", "errors/html-error-page.200.http")
+
+    result = sync_chromiumdash_task.apply()
+
+    assert result.get().startswith("failed: expected JSON, got an HTML page")
+    assert len(recorded.transport.requests) == 1
+    assert SourceState.objects.get(source=Source.CHROMIUMDASH).failures == 1
+
+
 def test_sync_chrome_releases_task_stores_bulletins(upstream, recorded):
     recorded.transport.add_file(FEED, "cve-2024-5497/blog.feed.http")
 

@@ -1,4 +1,5 @@
-"""Registering upstreams and forks: URLs and refs checked, credentials split off and encrypted.
+"""Registering upstreams and forks: URLs, refs and repository paths checked (the model fields'
+validators: tracker.git, tracker.repopaths), credentials split off and encrypted.
 
 A URL such as https://bot:token@git.example.com/acme/src.git is stored as
 https://git.example.com/acme/src.git; the user name and token are kept encrypted beside it and

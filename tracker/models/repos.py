@@ -9,6 +9,7 @@ from django.core.validators import validate_email
 from django.db import models
 
 from tracker.git import RemoteURL, UnsafeGitInput, check_ref_name, check_remote_url
+from tracker.repopaths import UnsafeRepoPath, check_repo_path
 
 
 def validate_ref_name(value: str) -> None:
@@ -22,6 +23,20 @@ def validate_ref_pattern(value: str) -> None:
     try:
         check_ref_name(value, allow_glob=True)
     except UnsafeGitInput as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def validate_repo_file(value: str) -> None:
+    try:
+        check_repo_path(value)
+    except UnsafeRepoPath as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def validate_repo_folder(value: str) -> None:
+    try:
+        check_repo_path(value, directory=True)
+    except UnsafeRepoPath as exc:
         raise ValidationError(str(exc)) from None
 
 
@@ -74,7 +89,12 @@ class Upstream(HasRemote, models.Model):
         validators=[validate_ref_pattern],
         help_text="Tags to fetch; those named MAJOR.MINOR.BUILD.PATCH are upstream versions.",
     )
-    version_file = models.CharField(max_length=200, default="chrome/VERSION")
+    version_file = models.CharField(
+        max_length=200,
+        default="chrome/VERSION",
+        validators=[validate_repo_file],
+        help_text="The file holding upstream's version, relative to the repository's root.",
+    )
     git_credentials = models.TextField(
         blank=True, default="", help_text="Encrypted user name and password (tracker.secrets)."
     )
@@ -115,10 +135,19 @@ class Fork(HasRemote, models.Model):
         help_text="Tags that mark fork releases, e.g. refs/tags/v* (ship time = tag date).",
     )
     pinned_version_file = models.CharField(
-        max_length=200, blank=True, default="", help_text="Patch-series forks: the pinned version."
+        max_length=200,
+        blank=True,
+        default="",
+        validators=[validate_repo_file],
+        help_text="Patch-series forks: the file pinning the upstream version, relative to the "
+        "repository's root.",
     )
     patches_dir = models.CharField(
-        max_length=200, blank=True, default="", help_text="Patch-series forks: the patches folder."
+        max_length=200,
+        blank=True,
+        default="",
+        validators=[validate_repo_folder],
+        help_text="Patch-series forks: the patches folder, relative to the repository's root.",
     )
     owner_emails = models.TextField(
         blank=True,

@@ -16,6 +16,7 @@ from tracker.metrics import record_sync
 from tracker.models import Fork, Upstream
 from tracker.sync import sync_fork, sync_upstream
 from tracker.tasks.alerts import evaluate_alerts_task
+from tracker.tasks.upstream import retries_wait
 
 # Errors that a retry cannot fix: bad configuration or data. They stay on the row's last_error.
 PERMANENT = (UnsafeGitInput, NoCommonHistory)
@@ -23,7 +24,10 @@ PERMANENT = (UnsafeGitInput, NoCommonHistory)
 
 def _transient(exc: Exception) -> bool:
     """Worth retrying: git failures that are not bad input, and a database that went away
-    (restarting, failing over) in the middle of a sync."""
+    (restarting, failing over) in the middle of a sync; never in embedded mode, where the
+    next scheduled sync is the retry (`retries_wait`)."""
+    if not retries_wait():
+        return False
     if isinstance(exc, OperationalError | InterfaceError):
         return True
     return isinstance(exc, GitError) and not isinstance(exc, PERMANENT)
@@ -58,6 +62,8 @@ def sync_fork_task(self, fork_id: int) -> str:
             record_sync(fork.slug, time.monotonic() - started, ok=True)
         evaluate_alerts_task.delay()
     except SyncBusy as exc:
+        if not retries_wait():
+            return f"skipped: {exc}"  # the next scheduled sync takes this fork
         # Retried later: another fork of the same upstream holds the mirror for now.
         wait = min(60, settings.SYNC_LOCK_SECONDS)  # a dead holder's lock is gone by then
         raise self.retry(exc=exc, countdown=wait, max_retries=30) from None

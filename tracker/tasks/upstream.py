@@ -2,9 +2,10 @@
 
 Each sync task calls one sync function. A transient `SourceError` (timeouts, 429, 5xx, an HTML
 error page) is retried with exponential backoff, at most `SYNC_RETRIES` times and never more
-than `RETRY_MAX_SECONDS` apart; a permanent one is not retried. Either way the error is already
-on the source's `SourceState` row (``last_error``) and the last good data stays. When a sync
-changed data, fix linking is queued for every upstream once the transaction commits.
+than `RETRY_MAX_SECONDS` apart (in embedded mode not at all: see `retries_wait`); a permanent
+one is not retried. Either way the error is already on the source's `SourceState` row
+(``last_error``) and the last good data stays. When a sync changed data, fix linking is queued
+for every upstream once the transaction commits.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from tracker.ingest.bulletins import link_fixes, sync_chrome_releases
@@ -22,6 +24,7 @@ from tracker.upstream.http import SourceError
 __all__ = [
     "link_all_fixes_task",
     "link_fixes_task",
+    "retries_wait",
     "retry_countdown",
     "sync_chrome_releases_task",
     "sync_chromiumdash_task",
@@ -32,6 +35,12 @@ __all__ = [
 SYNC_RETRIES = 5
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
+
+
+def retries_wait() -> bool:
+    """Whether a retry waits its countdown. Not in embedded mode: tasks run inline there, a
+    retry would run at once and hold up the scheduler, so the entry's next run retries."""
+    return not settings.CELERY_TASK_ALWAYS_EAGER
 
 
 def retry_countdown(retries: int, retry_after: float | None = None) -> int:
@@ -47,7 +56,7 @@ def _run_sync(task: Task, sync: Callable[..., SyncStats]) -> str:
     try:
         stats = sync(now=timezone.now())
     except SourceError as exc:
-        if exc.transient and task.request.retries < SYNC_RETRIES:
+        if exc.transient and task.request.retries < SYNC_RETRIES and retries_wait():
             raise task.retry(
                 exc=exc,
                 countdown=retry_countdown(task.request.retries, exc.retry_after),

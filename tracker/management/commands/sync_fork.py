@@ -1,6 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from tracker.alerts.lifecycle import evaluate_alerts
+from tracker.alerts.outbox import deliver_due
 from tracker.git import GitError
 from tracker.locks import SyncBusy, mirror_lock
 from tracker.models import Fork
@@ -9,7 +11,10 @@ from tracker.sync import sync_fork
 
 
 class Command(BaseCommand):
-    help = "Sync one fork now, in this process (no broker needed; suitable for cron)."
+    help = (
+        "Sync one fork now, in this process (no broker needed; suitable for cron), then "
+        "evaluate the alerts, as the sync task does, and send the alert mail that is due."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("slug")
@@ -27,8 +32,11 @@ class Command(BaseCommand):
                     fork, now=timezone.now(), fetch_upstream_first=not no_upstream
                 )
         except SyncBusy as exc:
-            raise CommandError(f"not synced: {exc}") from None
+            raise CommandError(f"not synced: {exc}") from None  # the running sync evaluates
         except (GitError, CredentialsError) as exc:
+            # Evaluated after a failure too: where cron runs this, nothing else would ever
+            # alert that the fork's syncs keep failing.
+            self._alerts()
             raise CommandError(f"sync of {slug} failed: {exc}") from None
         for s in snapshots:
             self.stdout.write(
@@ -37,3 +45,10 @@ class Command(BaseCommand):
                 f"{s.patch_count} patches, {s.patches_upstreamed} upstreamed, "
                 f"{s.conflicting_patches} predicted conflicts"
             )
+        self._alerts()
+
+    def _alerts(self) -> None:
+        """The alert rules over all forks (tracker.alerts.lifecycle), then the outbox."""
+        now = timezone.now()
+        evaluated = evaluate_alerts(now)
+        self.stdout.write(f"alerts: {evaluated}; mail: {deliver_due(timezone.now())}")
