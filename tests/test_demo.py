@@ -114,8 +114,10 @@ def test_the_demo_works_in_embedded_mode_on_sqlite(tmp_path):
     import sys
 
     root = Path(__file__).resolve().parent.parent
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update({"DATA_DIR": str(tmp_path), "DEBUG": "true", "LOG_LEVEL": "WARNING"})
+    # Nothing configured, as for a new user: no database, broker, secret key or DEBUG.
+    unset = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update({"DATA_DIR": str(tmp_path), "LOG_LEVEL": "WARNING"})
 
     def manage(*args: str) -> subprocess.CompletedProcess:
         result = subprocess.run(
