@@ -178,6 +178,22 @@ def test_subscribe_and_unsubscribe(client, django_user_model):
     assert client.post(reverse("alert-subscribe"), {"fork": ""}).status_code == 400
 
 
+def test_unsubscribing_from_a_fork_mutes_it_under_an_every_fork_subscription(
+    client, django_user_model
+):
+    from tracker.alerts.outbox import recipients
+
+    acme, other = _forks(2)
+    user = django_user_model.objects.create_user("eng", email="eng@corp.example", password="p")
+    AlertSubscription.objects.create(user=user, fork=None)
+    client.force_login(user)
+    client.post(reverse("alert-subscribe"), {"fork": acme.slug, "action": "unsubscribe"})
+    assert recipients(acme.pk)[0] == []
+    assert recipients(other.pk)[0] == ["eng@corp.example"]
+    client.post(reverse("alert-subscribe"), {"fork": "", "action": "unsubscribe"})
+    assert recipients(other.pk)[0] == []
+
+
 def test_subscribing_turns_a_fork_set_to_none_back_on(client, django_user_model):
     from tracker.alerts.outbox import recipient_modes
 

@@ -134,7 +134,12 @@ def alert_subscribe(request: HttpRequest) -> HttpResponse:
     slug = request.POST.get("fork", "")
     fork = get_object_or_404(Fork, slug=slug) if slug else None
     if request.POST.get("action") == "unsubscribe":
-        request.user.alert_subscriptions.filter(fork=fork).delete()
+        mine = request.user.alert_subscriptions
+        if fork is not None and mine.filter(fork=None).exclude(mode=DeliveryMode.NONE).exists():
+            # Deleting the fork's row would leave the every-fork row delivering it: mute it.
+            mine.update_or_create(fork=fork, defaults={"mode": DeliveryMode.NONE})
+        else:
+            mine.filter(fork=fork).delete()
     elif not request.user.email:
         return HttpResponse(
             "your account has no email address to send alerts to; set one on your profile,"
