@@ -1,13 +1,14 @@
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from tracker.git import UnsafeGitInput
+from tracker.management.base import TrackerCommand
 from tracker.management.commands.add_upstream import _message
 from tracker.models import ForkKind, Upstream
 from tracker.registry import register_fork
 
 
-class Command(BaseCommand):
+class Command(TrackerCommand):
     help = (
         "Add (or update) a fork. Example: add_fork acme --name 'Acme Browser' "
         "--url https://git.acme.example/browser.git --branch main=refs/heads/main "
@@ -15,19 +16,30 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("slug")
-        parser.add_argument("--name", required=True)
-        parser.add_argument("--url", required=True, help="https://, ssh:// or a local path")
-        parser.add_argument("--upstream", default="chromium", help="upstream slug")
-        parser.add_argument("--kind", choices=ForkKind.values, default=ForkKind.GIT)
+        parser.add_argument("slug", help="short name used in URLs and alert keys")
+        parser.add_argument("--name", required=True, help="name shown on the pages")
+        parser.add_argument(
+            "--url", required=True, help="https://, ssh:// or a local path under GIT_LOCAL_ROOTS"
+        )
+        parser.add_argument("--upstream", default="chromium", help="the upstream it follows")
+        parser.add_argument(
+            "--kind",
+            choices=ForkKind.values,
+            default=ForkKind.GIT.value,
+            help="git: branches carry upstream history; patch-series: a pinned version and "
+            "patch files",
+        )
         parser.add_argument(
             "--branch",
             action="append",
             default=[],
             metavar="BRANCH=UPSTREAM_REF",
-            help="a tracked branch and the upstream ref it follows (repeatable)",
+            help="a tracked branch and the upstream ref it follows (repeatable; "
+            "default: main=refs/heads/main)",
         )
-        parser.add_argument("--release-tags", default="", help="e.g. refs/tags/v*")
+        parser.add_argument(
+            "--release-tags", default="", help="pattern of release tags, e.g. refs/tags/v*"
+        )
         parser.add_argument("--owner", action="append", default=[], help="owner email (repeatable)")
         parser.add_argument("--version-file", default="", help="patch-series forks: pinned version")
         parser.add_argument("--patches-dir", default="", help="patch-series forks: patches folder")

@@ -1,14 +1,17 @@
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+
+from tracker.management.base import TrackerCommand
 
 
-class Command(BaseCommand):
+class Command(TrackerCommand):
     help = "Create a staff login with a random password, printed once (no-op if it exists)."
 
     def add_arguments(self, parser):
-        parser.add_argument("username", nargs="?", default="demo")
+        parser.add_argument(
+            "username", nargs="?", default="demo", help="the login to create (default: demo)"
+        )
 
     def handle(self, *args, username: str, **options):
         users = get_user_model()

@@ -2,7 +2,6 @@ import json
 import shutil
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from tracker.alerts.lifecycle import evaluate_alerts
@@ -17,19 +16,20 @@ from tracker.demo import (
 )
 from tracker.forksecurity import update_upstream_security
 from tracker.ingest.bulletins import link_fixes
+from tracker.management.base import TrackerCommand
 from tracker.mirrors import ensure_mirror, fetch_fork, mirror_path
 from tracker.models import Fork, Upstream
 from tracker.sync import sync_fork, sync_upstream
 
 
-class Command(BaseCommand):
+class Command(TrackerCommand):
     help = (
         "Build the demo world (generated upstream and forks) once, register it and sync every "
         "fork. Later runs reuse the world, so its lag grows with the real clock."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--seed", type=int, default=1, help="seed of the generated world")
         parser.add_argument(
             "--rebuild", action="store_true", help="write a new world and forget the old one's data"
         )

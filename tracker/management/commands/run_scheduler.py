@@ -2,12 +2,13 @@ import signal
 import threading
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from tracker.management.base import TrackerCommand
 from tracker.scheduler import Scheduler, celery_runner, read_schedule
 
 
-class Command(BaseCommand):
+class Command(TrackerCommand):
     help = (
         "Run the periodic tasks of CELERY_BEAT_SCHEDULE in this process, as celery beat and a "
         "worker would: the embedded mode's scheduler (script/server starts it). SIGTERM or "

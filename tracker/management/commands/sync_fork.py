@@ -1,23 +1,24 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from tracker.alerts.lifecycle import evaluate_alerts
 from tracker.alerts.outbox import deliver_due
 from tracker.git import GitError
 from tracker.locks import SyncBusy, mirror_lock
+from tracker.management.base import TrackerCommand
 from tracker.models import Fork
 from tracker.secrets import CredentialsError
 from tracker.sync import sync_fork
 
 
-class Command(BaseCommand):
+class Command(TrackerCommand):
     help = (
         "Sync one fork now, in this process (no broker needed; suitable for cron), then "
         "evaluate the alerts, as the sync task does, and send the alert mail that is due."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("slug")
+        parser.add_argument("slug", help="the fork to sync")
         parser.add_argument(
             "--no-upstream", action="store_true", help="do not fetch and ingest the upstream first"
         )
