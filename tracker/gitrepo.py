@@ -15,7 +15,8 @@ development machine; reader figures inside an open repository):
 - *objects* (commits, trees, blobs) and *single names* (a ref, ``<id>~N``, is a commit there?):
   `git.Git.get_object_data` / `get_object_header`, `Repo.commit`, `Tree.traverse`. A commit
   read took 0.09 ms, a ref resolved by git in the reader 0.15 ms, where one git process per
-  call takes 2.5 ms (``rev-parse``).
+  call takes 2.5 ms (``rev-parse``). A sync of the demo forks starts 43-57 % fewer git
+  processes and takes 30-40 % less time (benchmarks/sync.py, docs/benchmarks.md).
 - *config*: read with GitPython's config reader; written by ``git config`` through the gate,
   and only when a value changes. GitPython 3.2.1's config writer does not write every value
   as git reads it back (a URL ending in ``"q\\w`` came back with a newline appended).
