@@ -263,7 +263,8 @@ def _config_key(key: str) -> tuple[str, str]:
 class Repository:
     """One open repository: `repo` is GitPython's Repo over the gate. The reads below bound
     each exchange with the readers by `timeout` seconds (then the readers are killed and
-    GitError raised); an object the repository lacks is None, not an error."""
+    GitError raised); an object the repository lacks is None, not an error. Open one with
+    `open_repo()`, which closes it (readers and watchdog) at the end of its block."""
 
     def __init__(self, path: Path | str, *, timeout: float | None = None) -> None:
         self.path = Path(path)
