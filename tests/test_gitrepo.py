@@ -1,8 +1,10 @@
 """The repository layer: GitPython over the gate. Objects, refs and config read as git reads
 them; the readers never fetch, never outlive their block, and run in the gate's environment."""
 
+import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -11,6 +13,7 @@ import git as gitpython
 import pytest
 
 from tests.helpers import git
+from tracker import gitrepo
 from tracker.git import GitError, git_input_stream, run_git
 from tracker.gitrepo import Repository, configure, init_bare, open_repo
 
@@ -182,6 +185,20 @@ def test_a_reader_that_exits_is_an_error_then_replaced(repo):
         with pytest.raises(GitError, match="cat-file"):
             repository.has_commit(shas["tip"])
         assert repository.has_commit(shas["tip"])
+
+
+def test_the_contents_readers_stand_in_is_kept_per_user_and_used_only_untouched(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(gitrepo, "_stand_in", None)
+    shared = gitrepo._stand_in_git_dir()
+    assert shared == tmp_path / f"forkhealth-reader-{os.getuid()}"
+    monkeypatch.setattr(gitrepo, "_stand_in", None)  # another process of the same user
+    assert gitrepo._stand_in_git_dir() == shared
+    (shared / "config").write_text('[remote "x"]\n\tpromisor = true\n')
+    private = gitrepo._stand_in_git_dir()
+    assert private != shared and gitrepo._is_stand_in(private)
 
 
 def _partial_clone(tmp_path: Path) -> tuple[Path, Path, str]:

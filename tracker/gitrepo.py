@@ -45,10 +45,10 @@ fails the fetch at once); it only looks up commits, which a blob:none clone has.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -231,24 +231,49 @@ class _Watchdog:
                 self._cond.wait(None if self._deadline is None else self._deadline - now)
 
 
+_STAND_IN = {"HEAD": "ref: refs/heads/main\n", "config": "[core]\n\tbare = true\n"}
 _stand_in_lock = threading.Lock()
 _stand_in: Path | None = None
 
 
+def _is_stand_in(path: Path) -> bool:
+    """`path` is a stand-in git directory of this user's, which nobody else can change."""
+    try:
+        st = os.lstat(path)
+        return (
+            stat.S_ISDIR(st.st_mode)
+            and st.st_uid == os.getuid()
+            and not st.st_mode & 0o077
+            and (path / "refs").is_dir()
+            and all((path / n).read_text() == text for n, text in _STAND_IN.items())
+        )
+    except OSError:
+        return False
+
+
 def _stand_in_git_dir() -> Path:
-    """An empty bare git directory with no remotes (one per process, removed at exit); the
-    readers take their objects from the repository and everything else from here."""
+    """An empty bare git directory with no remotes, for the contents readers: they take the
+    objects from the repository and everything else from here. One per user, in the temp
+    directory, kept (a directory per process would stay behind from every Celery child, which
+    exits without running atexit); a private one when someone else holds that name."""
     global _stand_in
     with _stand_in_lock:
-        if _stand_in is None or not (_stand_in / "HEAD").exists():  # a temp cleaner took it
-            path = Path(tempfile.mkdtemp(prefix="forkhealth-reader-"))
-            (path / "refs").mkdir()
-            (path / "objects").mkdir()
-            (path / "HEAD").write_text("ref: refs/heads/main\n")
-            (path / "config").write_text("[core]\n\trepositoryformatversion = 0\n\tbare = true\n")
-            atexit.register(shutil.rmtree, path, True)
-            _stand_in = path
-        return _stand_in
+        if _stand_in is not None and _is_stand_in(_stand_in):
+            return _stand_in
+        path = Path(tempfile.gettempdir()) / f"forkhealth-reader-{os.getuid()}"
+        if not _is_stand_in(path):
+            fresh = Path(tempfile.mkdtemp(prefix="forkhealth-reader-"))  # mode 0700
+            (fresh / "refs").mkdir()
+            for name, text in _STAND_IN.items():
+                (fresh / name).write_text(text)
+            with contextlib.suppress(OSError):
+                os.replace(fresh, path)  # atomic; refused when another's or not empty
+            if _is_stand_in(path):
+                shutil.rmtree(fresh, ignore_errors=True)
+            else:
+                path = fresh
+        _stand_in = path
+        return path
 
 
 def _config_key(key: str) -> tuple[str, str]:
