@@ -7,7 +7,7 @@ import pytest
 from tests.helpers import git
 from tracker.generator import build_world, standard_world
 from tracker.git import run_git
-from tracker.mirrors import Mirror, fetch_upstream, list_refs
+from tracker.mirrors import Mirror, ensure_mirror, fetch_fork, fetch_upstream, list_refs
 from tracker.registry import register_fork, register_upstream
 from tracker.sync import snapshot_fork
 
@@ -101,3 +101,22 @@ def test_refs_live_in_their_namespaces_and_fetch_is_incremental(registered, worl
         assert list_refs(mirror, "refs/upstream/heads/")["refs/upstream/heads/main"] == new
     finally:
         git(upstream_repo, "update-ref", "refs/heads/main", world["upstream"]["tip"])
+
+
+@pytest.mark.django_db
+def test_config_and_remotes_are_written_only_when_they_change(registered, world):
+    upstream, fork, acme = registered
+    mirror = ensure_mirror(upstream)
+    fetch_fork(fork, mirror)
+    config = mirror.path / "config"
+    written = config.stat().st_mtime_ns
+    assert git(mirror.path, "config", "remote.fork-acme.url").strip() == acme["path"]
+    ensure_mirror(upstream)
+    fetch_fork(fork, mirror)
+    assert config.stat().st_mtime_ns == written  # read by GitPython, nothing to write
+    upstream.git_url = acme["path"]  # the upstream moved (to any repository under the roots)
+    upstream.save()
+    ensure_mirror(upstream)
+    assert config.stat().st_mtime_ns != written
+    assert git(mirror.path, "config", "remote.upstream.url").strip() == acme["path"]
+    assert git(mirror.path, "config", "remote.upstream.promisor").strip() == "true"

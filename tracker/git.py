@@ -12,6 +12,11 @@ Every git command in this project goes through `run_git()` (or its streaming sib
 Callers validate data that reaches git with `check_remote_url()` and `check_ref_name()` and put
 ``--end-of-options`` before revisions that came from data (git treats a leading ``-`` as an
 option otherwise).
+
+GitPython (the repository layer, `tracker.gitrepo`) runs no git of its own: its command runner
+hands every command to `run_git()`, and its persistent ``cat-file`` object readers start
+through `popen_git()`, the one place here that starts a git process, with this environment.
+The only git GitPython starts by itself is ``git version``, once, when it is imported.
 """
 
 from __future__ import annotations
@@ -238,7 +243,49 @@ def _describe(command: Sequence[str]) -> str:
     return redact(" ".join(command[:6]) + (" ..." if len(command) > 6 else ""))
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _popen(
+    command: list[str],
+    *,
+    cwd: Path | str | None,
+    env: Mapping[str, str],
+    stdin: int | IO | None,
+    stdout: int | IO | None,
+    stderr: int | IO | None,
+) -> subprocess.Popen:
+    """Start git: never a shell, `git_env()` plus `env` and nothing else of this process's
+    environment, in a session of its own so that a timeout can kill it with its children."""
+    try:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=git_env(env),
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise GitError(f"cannot run git: {exc.strerror}") from None
+
+
+def popen_git(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: int | None = subprocess.PIPE,
+    stdout: int | None = subprocess.PIPE,
+    stderr: int | None = subprocess.PIPE,
+) -> subprocess.Popen:
+    """Start a long-lived git process and return it, for a caller that talks to it for a
+    while (GitPython's persistent ``cat-file --batch``). No timeout applies here: the caller
+    bounds each exchange itself and kills the process group with `kill_git()`."""
+    return _popen(
+        _command(args, None), cwd=None, env=env or {}, stdin=stdin, stdout=stdout, stderr=stderr
+    )
+
+
+def kill_git(proc: subprocess.Popen) -> None:
+    """Kill a git process started here, with any children it started (its session)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
 
@@ -274,22 +321,18 @@ def run_git(
     command = _command(args, git_dir)
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     extra = {**_credential_env(remote), **(env or {})}
-    try:
-        proc = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=git_env(extra),
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except FileNotFoundError as exc:
-        raise GitError(f"cannot run git: {exc.strerror}") from None
+    proc = _popen(
+        command,
+        cwd=cwd,
+        env=extra,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         stdout, stderr_b = proc.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
+        kill_git(proc)
         proc.communicate()
         raise GitError(f"{_describe(command)} timed out after {timeout:.0f}s") from None
     stderr = redact(stderr_b.decode("utf-8", errors="replace"))
@@ -319,23 +362,12 @@ def _spawn(
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     extra = {**_credential_env(remote), **(env or {})}
     with tempfile.TemporaryFile() as errfile:
-        try:
-            proc = subprocess.Popen(
-                command,
-                cwd=cwd,
-                env=git_env(extra),
-                stdin=stdin,
-                stdout=stdout,
-                stderr=errfile,
-                start_new_session=True,
-            )
-        except FileNotFoundError as exc:
-            raise GitError(f"cannot run git: {exc.strerror}") from None
+        proc = _popen(command, cwd=cwd, env=extra, stdin=stdin, stdout=stdout, stderr=errfile)
         # A watchdog kills the process group when the timeout passes, even while the caller
         # is blocked reading or writing a pipe.
         import threading
 
-        timer = threading.Timer(timeout, _kill_group, args=(proc,))
+        timer = threading.Timer(timeout, kill_git, args=(proc,))
         timer.daemon = True
         timer.start()
         failed = False
@@ -343,7 +375,7 @@ def _spawn(
             yield proc
         except BaseException:
             failed = True
-            _kill_group(proc)
+            kill_git(proc)
             raise
         finally:
             for stream in (proc.stdin, proc.stdout):

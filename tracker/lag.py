@@ -12,6 +12,12 @@ Terms (units in brackets):
   BUILD, on main the main builds MAJOR.0.BUILD.0); without tags, the upstream commits the
   branch lacks that change the version file. *milestones behind* [milestones]: the upstream
   tip's MAJOR minus the base's MAJOR, never below 0.
+
+Single commits, files and refs are read through the repository's persistent reader
+(`tracker.gitrepo`); the walks (``rev-list --count``, ``merge-base``, the first-parent stream
+of `base_move_time`) stay with git through the gate, which walks with its commit-graph:
+GitPython has no walk of its own but reading commit after commit (a 1,000-commit first-parent
+walk: 50 ms, against 2.4 ms for ``git log -1 <id>~1000``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from datetime import UTC, datetime
 
 from tracker.footers import Position, is_main_ref, parse_footers
 from tracker.git import GitError, check_sha, git_output_stream, run_git
+from tracker.gitrepo import commit_time as committed_at
+from tracker.gitrepo import open_repo
 from tracker.versions import ChromiumVersion, VersionParseError, parse_version, parse_version_file
 
 DAY = 86400
@@ -45,9 +53,12 @@ def _ts(value: str) -> datetime:
 
 
 def rev_parse(git_dir, rev: str) -> str:
-    return run_git(
-        ["rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}"], git_dir=git_dir
-    ).text.strip()
+    """The commit id `rev` names (a ref: tags peeled), as git resolves it."""
+    with open_repo(git_dir) as repo:
+        sha = repo.resolve(rev)
+    if sha is None:
+        raise GitError(f"{rev[:100]!r} names no commit in {git_dir}")
+    return sha
 
 
 def merge_base(git_dir, a: str, b: str) -> str | None:
@@ -63,31 +74,33 @@ def merge_base(git_dir, a: str, b: str) -> str | None:
     return result.text.strip()
 
 
+def _commit(git_dir, rev: str):
+    """GitPython's commit for a commit id, or ``<id>~N`` (git walks to it in the reader)."""
+    with open_repo(git_dir) as repo:
+        sha = repo.resolve(rev) if "~" in rev else rev
+        commit = repo.commit(sha) if sha else None
+    if commit is None:
+        raise GitError(f"{rev[:60]!r} names no commit in {git_dir}")
+    return commit
+
+
 def commit_time(git_dir, rev: str) -> datetime:
     """Commit time of a commit id, or of ``<id>~N`` (its Nth first-parent ancestor)."""
     sha, _, back = rev.partition("~")
     check_sha(sha)
     if back and not back.isdigit():
         raise GitError(f"not a first-parent ancestor expression: {rev[:60]!r}")
-    out = run_git(["log", "-1", "--format=%ct", "--end-of-options", rev], git_dir=git_dir).text
-    return _ts(out.strip())
+    return committed_at(_commit(git_dir, rev))
 
 
 def commit_message(git_dir, sha: str) -> str:
-    return run_git(
-        ["log", "-1", "--format=%B", "--end-of-options", check_sha(sha)], git_dir=git_dir
-    ).text
+    return _commit(git_dir, check_sha(sha)).message
 
 
 def read_version(git_dir, sha: str, path: str) -> ChromiumVersion | None:
     """The version in `path` at commit `sha`, or None when the file is missing or malformed."""
-    result = run_git(["cat-file", "blob", f"{check_sha(sha)}:{path}"], git_dir=git_dir, check=False)
-    if result.returncode != 0:
-        return None
-    try:
-        return parse_version_file(result.text)
-    except VersionParseError:
-        return None
+    (raw,) = read_objects(git_dir, [f"{check_sha(sha)}:{path}"])
+    return _version(raw)
 
 
 def upstream_as_of(git_dir, upstream_tip: str, when: datetime) -> str | None:
@@ -189,28 +202,10 @@ def first_parent_distance(
 
 
 def read_objects(git_dir, names: list[str]) -> list[bytes | None]:
-    """Contents of several objects (``<sha>`` or ``<sha>:<path>``) in one ``cat-file --batch``
-    call; None for a missing one."""
-    for name in names:
-        check_sha(name.split(":", 1)[0])
-        if "\n" in name:
-            raise GitError("object names cannot contain newlines")
-    out = run_git(
-        ["cat-file", "--batch"], git_dir=git_dir, input="".join(f"{n}\n" for n in names).encode()
-    ).stdout
-    result: list[bytes | None] = []
-    offset = 0
-    for _ in names:
-        end = out.index(b"\n", offset)
-        header = out[offset:end].split()
-        offset = end + 1
-        if len(header) < 3 or header[1] == b"missing":
-            result.append(None)
-            continue
-        size = int(header[2])
-        result.append(out[offset : offset + size])
-        offset += size + 1  # the object is followed by a newline
-    return result
+    """Contents of several objects (``<sha>`` or ``<sha>:<path>``), from the repository's
+    persistent reader (tracker.gitrepo); None for a missing one."""
+    with open_repo(git_dir) as repo:
+        return repo.read_objects(names)
 
 
 def _positions(raw_commit: bytes | None) -> tuple[Position | None, Position | None]:

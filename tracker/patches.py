@@ -12,6 +12,10 @@ Terms:
 - *conflict forecast*: files ``git merge-tree --write-tree`` reports as conflicted when merging
   the branch with the upstream tip (one merge of the whole series, computed without a worktree),
   attributed to the patches that touch them.
+
+All of it is walks and diffs, left to git through the gate: ``git log -p`` piped through
+``git patch-id`` gave the identities of 200 commits in 15 ms, where GitPython's `Commit.diff`
+runs one ``git diff`` per commit (678 ms); ``merge-tree`` has no GitPython counterpart.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from tracker.forksecurity import update_fork_security
 from tracker.git import GitError
+from tracker.gitrepo import open_repo
 from tracker.health import measure_branch, previous_patch_set, record_snapshot
 from tracker.lag import PositionLookup, VersionTags, rev_parse
 from tracker.mirrors import Mirror, ensure_mirror, fetch_fork, fetch_upstream, list_refs
@@ -42,7 +43,9 @@ def sync_upstream(upstream: Upstream, *, now: datetime, ingest: bool = True) -> 
         if ingest:
             from tracker.ingest.history import ingest_upstream_history
 
-            stats = ingest_upstream_history(upstream, mirror.path, upstream_refs(upstream, mirror))
+            with open_repo(mirror.path):
+                refs = upstream_refs(upstream, mirror)
+                stats = ingest_upstream_history(upstream, mirror.path, refs)
             logger.info("upstream %s: %d new commits", upstream.slug, stats.commits)
     except (GitError, CredentialsError) as exc:
         _record_error(upstream, exc)
@@ -101,13 +104,14 @@ def sync_fork(
     upstream = fork.upstream
     mirror = sync_upstream(upstream, now=now) if fetch_upstream_first else ensure_mirror(upstream)
     try:
-        if fork.kind == ForkKind.PATCH_SERIES:
-            logger.info("fork %s: patch-series fork, no branch snapshots", fork.slug)
-            fetch_fork(fork, mirror)  # its releases and pinned versions are read from the mirror
-            snapshots: list[BranchSnapshot] = []
-        else:
-            snapshots = snapshot_fork(fork, mirror, now=now)
-        update_fork_security(fork, mirror, now)
+        with open_repo(mirror.path):  # one object reader for the whole sync
+            if fork.kind == ForkKind.PATCH_SERIES:
+                logger.info("fork %s: patch-series fork, no branch snapshots", fork.slug)
+                fetch_fork(fork, mirror)  # its releases and pinned versions are read from it
+                snapshots: list[BranchSnapshot] = []
+            else:
+                snapshots = snapshot_fork(fork, mirror, now=now)
+            update_fork_security(fork, mirror, now)
     except (GitError, CredentialsError) as exc:
         _record_error(fork, exc)
         raise

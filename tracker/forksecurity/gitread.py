@@ -1,6 +1,14 @@
 """What fork security reads from the mirror, in a few git calls per fork (never one per
 (vulnerability, release) pair): release tags, bases, the fork's own commits with their
-patch identities, patch files, and the diffs of upstream fix commits."""
+patch identities, patch files, and the diffs of upstream fix commits.
+
+Files and trees come from the mirror's persistent reader (`tracker.gitrepo`). The rest are
+bulk reads left to one git command each through the gate: tag listings (see tracker.gitrepo
+for GitPython's ref reading), ``log -p`` piped through ``patch-id`` (200 commits: 15 ms,
+against 678 ms for GitPython's per-commit diffs) and commit times by ``log --no-walk`` (100
+commits: 5.8 ms, against 9.7 ms for GitPython's commits one by one; below about 30 commits
+the reader would be the faster).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ from datetime import UTC, datetime
 
 from tracker.forksecurity.rules import ForkCommit, diff_lines, fork_commit
 from tracker.git import check_ref_name, check_sha, run_git
+from tracker.gitrepo import open_repo
 from tracker.lag import read_objects
 from tracker.mirrors import Mirror
 from tracker.models import Fork
@@ -181,14 +190,7 @@ def read_files(mirror: Mirror, names: Sequence[str]) -> list[str | None]:
 
 
 def list_tree_files(mirror: Mirror, shas: Sequence[str], path: str) -> dict[str, list[str]]:
-    """Per commit: the file paths under directory `path` (one ``ls-tree`` per distinct tree,
-    i.e. per commit here; patch-series forks have tens of releases, not thousands)."""
-    result: dict[str, list[str]] = {}
-    for sha in dict.fromkeys(shas):
-        out = run_git(
-            ["ls-tree", "-r", "-z", "--name-only", "--end-of-options", check_sha(sha), "--", path],
-            git_dir=mirror.path,
-            check=False,
-        ).text
-        result[sha] = [p for p in out.split("\0") if p]
-    return result
+    """Per commit: the file paths under directory `path`, read as GitPython trees from the
+    mirror's persistent reader (patch-series forks have tens of releases, not thousands)."""
+    with open_repo(mirror.path) as repo:
+        return {sha: repo.tree_files(sha, path) for sha in dict.fromkeys(shas)}

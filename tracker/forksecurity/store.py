@@ -46,6 +46,7 @@ from tracker.forksecurity.upstream import (
 from tracker.gap import FixFacts as GapFix
 from tracker.gap import ForkGaps, ShippedRelease, count_open, days_between, fork_gaps
 from tracker.git import GitError
+from tracker.gitrepo import open_repo
 from tracker.lag import merge_base, rev_parse
 from tracker.mirrors import Mirror, list_refs
 from tracker.models import (
@@ -352,20 +353,28 @@ def update_upstream_security(
     upstream: Upstream, mirror: Mirror, now: datetime
 ) -> dict[str, SecurityStats]:
     """`update_fork_security` for every fork of `upstream`, loading its fixes once."""
-    facts = UpstreamFacts.load(upstream, mirror)
-    return {
-        fork.slug: update_fork_security(fork, mirror, now, facts=facts)
-        for fork in upstream.forks.order_by("slug")
-    }
+    with open_repo(mirror.path):  # one object reader for all the forks
+        facts = UpstreamFacts.load(upstream, mirror)
+        return {
+            fork.slug: update_fork_security(fork, mirror, now, facts=facts)
+            for fork in upstream.forks.order_by("slug")
+        }
 
 
-@transaction.atomic
 def update_fork_security(
     fork: Fork, mirror: Mirror, now: datetime, *, facts: UpstreamFacts | None = None
 ) -> SecurityStats:
     """Discover the fork's releases, compute their bases, and bring every (vulnerability,
     release or branch tip) status up to date, evaluating only pairs whose inputs changed.
     `facts` shares the upstream's fixes between forks (loaded here when not given)."""
+    with open_repo(mirror.path):  # one object reader for all of it
+        return _update_fork_security(fork, mirror, now, facts)
+
+
+@transaction.atomic
+def _update_fork_security(
+    fork: Fork, mirror: Mirror, now: datetime, facts: UpstreamFacts | None
+) -> SecurityStats:
     stats = SecurityStats()
     upstream = fork.upstream
     stats.releases_added = discover_releases(fork, mirror)

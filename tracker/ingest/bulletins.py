@@ -20,6 +20,7 @@ Every function here can run twice with the same input and change nothing the sec
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -35,6 +36,7 @@ from tracker.bulletins import Bulletin as ParsedBulletin
 from tracker.bulletins import parse_bulletin
 from tracker.footers import MAIN_REFS, is_main_ref
 from tracker.git import GitError, check_sha, run_git
+from tracker.gitrepo import open_repo
 from tracker.ingest.releases import SyncStats, WriteStats, source_run
 from tracker.models import (
     Bulletin,
@@ -544,13 +546,8 @@ class _Ancestry:
 
     def has(self, sha: str) -> bool:
         if sha not in self.present:
-            result = run_git(
-                ["cat-file", "-e", "--end-of-options", f"{check_sha(sha)}^{{commit}}"],
-                git_dir=self.git_dir,
-                check=False,
-                env={"GIT_NO_LAZY_FETCH": "1"},
-            )
-            self.present[sha] = result.returncode == 0
+            with open_repo(self.git_dir) as repo:
+                self.present[sha] = repo.has_commit(sha)
         return self.present[sha]
 
     def __call__(self, ancestor: str, descendant: str) -> bool:
@@ -673,7 +670,9 @@ def link_fixes(
     )
     existing_fixed = _by_vulnerability(VulnerabilityFixedVersion, vulns, lambda row: row.milestone)
 
-    with transaction.atomic():
+    # One object reader for all the ancestry questions (tracker.gitrepo).
+    session = open_repo(git_dir) if git_dir is not None else contextlib.nullcontext()
+    with session, transaction.atomic():
         for vuln in vulns:
             fix = fixes.group_fix_commits(candidates.get(vuln.pk, []))
             by_version = fixes.fixed_versions(versions.get(vuln.cve, [])) if not fix else {}

@@ -11,11 +11,14 @@ Terms:
   first read, its branch point (``git log <branch> ^<branch point>``), so it reads only its
   own commits and git never walks main's history for it.
 
-How: one ``git log`` per ref, parsed while it streams, so memory is bounded by the batch size
-and not by the history. Rows are written a batch at a time, each batch in its own
-transaction: on PostgreSQL by binary ``COPY`` into a temporary table and ``INSERT … SELECT …
-ON CONFLICT DO NOTHING``, on a second thread so that the database indexes one batch while the
-next is parsed; elsewhere (SQLite, the embedded mode) by ``bulk_create(ignore_conflicts=True)``.
+How: one ``git log`` per ref, parsed while it streams (`tracker.gitlog`, on the gate's
+subprocess: 16 times faster than GitPython's `iter_commits`), so memory is bounded by the
+batch size and not by the history; single commits (a branch tip's footers, whether a branch
+point is here) come from the repository's persistent reader (`tracker.gitrepo`). Rows are
+written a batch at a time, each batch in its own transaction: on PostgreSQL by binary
+``COPY`` into a temporary table and ``INSERT … SELECT … ON CONFLICT DO NOTHING``, on a second
+thread so that the database indexes one batch while the next is parsed; elsewhere (SQLite,
+the embedded mode) by ``bulk_create(ignore_conflicts=True)``.
 Rows are keyed by (upstream, sha), so writing a commit twice is a no-op, and the cursor moves
 only after the ref's last batch: a crash half-way means the next run re-reads from the
 previous cursor and skips the rows already there.
@@ -35,8 +38,9 @@ from django.conf import settings
 from django.db import connections, router, transaction
 
 from tracker.footers import CommitFooters, is_main_ref, parse_footers
-from tracker.git import check_ref_name, check_sha, git_output_stream, run_git
+from tracker.git import GitError, check_ref_name, check_sha, git_output_stream, run_git
 from tracker.gitlog import LogRecord, iter_log_records, log_args
+from tracker.gitrepo import open_repo
 from tracker.models import CommitBug, IngestCursor, Upstream, UpstreamCommit
 from tracker.progress import finish as finish_progress
 from tracker.progress import report as report_progress
@@ -250,10 +254,11 @@ def _exclusions(
         return [since] if since else []
     if since:
         return [since]
-    message = run_git(
-        ["log", "-1", "--format=%B", "--end-of-options", check_sha(tip)], git_dir=git_dir
-    ).text
-    branched = parse_footers(message).branched_from
+    with open_repo(git_dir) as repo:
+        commit = repo.commit(tip)
+    if commit is None:
+        raise GitError(f"commit {tip[:12]} is not in {git_dir}")
+    branched = parse_footers(commit.message).branched_from
     if branched:
         point = branched[-1]
         known = UpstreamCommit.objects.filter(
@@ -269,26 +274,14 @@ def _exclusions(
 
 def _resolve(git_dir: Path | str, local_ref: str) -> str | None:
     """The commit `local_ref` points at, or None when the ref does not exist."""
-    result = run_git(
-        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{local_ref}^{{commit}}"],
-        git_dir=git_dir,
-        check=False,
-    )
-    if result.returncode != 0:
-        return None
-    return check_sha(result.text.strip())
+    with open_repo(git_dir) as repo:
+        return repo.resolve(local_ref)
 
 
 def _has_commit(git_dir: Path | str, sha: str) -> bool:
-    """True when commit `sha` is in the repository (not fetched if it is missing)."""
-    result = run_git(
-        ["cat-file", "-e", "--end-of-options", f"{check_sha(sha)}^{{commit}}"],
-        git_dir=git_dir,
-        check=False,
-        # In a partial clone a missing object would otherwise be asked of the promisor remote.
-        env={"GIT_NO_LAZY_FETCH": "1"},
-    )
-    return result.returncode == 0
+    """True when commit `sha` is in the repository (never fetched from a promisor remote)."""
+    with open_repo(git_dir) as repo:
+        return repo.has_commit(sha)
 
 
 def _ingest_ref(

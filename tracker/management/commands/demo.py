@@ -15,6 +15,7 @@ from tracker.demo import (
     replay_security_history,
 )
 from tracker.forksecurity import update_upstream_security
+from tracker.gitrepo import open_repo
 from tracker.ingest.bulletins import link_fixes
 from tracker.management.base import TrackerCommand
 from tracker.mirrors import ensure_mirror, fetch_fork, mirror_path
@@ -54,7 +55,8 @@ class Command(TrackerCommand):
             mirror = sync_upstream(upstream, now=now)
             for fork in upstream.forks.all():
                 fetch_fork(fork, mirror)
-            replay_demo_history(upstream, truth)
+            with open_repo(mirror.path):  # one object reader for the whole replay
+                replay_demo_history(upstream, truth)
         for fork in upstream.forks.all():
             sync_fork(fork, now=now)
         load_recorded_upstream_data(upstream, truth["path"], now)
