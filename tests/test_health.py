@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import git, patch_id
+from tests.helpers import footers, git, patch_id
 from tracker.generator import GitForkSpec, build_world, standard_world
 from tracker.health import measure_branch, previous_patch_set, record_snapshot
 from tracker.lag import rev_parse, upstream_as_of
@@ -119,10 +119,22 @@ def test_upstreamed_patch_points_at_its_reworded_upstream_twin(world, settings, 
     upstream, forks = _register(world, settings, tmp_path)
     mirror = fetch_upstream(upstream)
     snapshots = snapshot_fork(forks["acme"], mirror, now=_when(world["now"]))
-    (patch,) = [p for s in snapshots for p in s.patches.all() if p.upstream_sha]
+    upstreamed = [p for s in snapshots for p in s.patches.all() if p.upstream_sha]
+    (patch,) = [p for p in upstreamed if p.snapshot.branch.name == "main"]
     subject = git(world["upstream"]["path"], "log", "-1", "--format=%s", patch.upstream_sha)
     assert subject.strip() != patch.subject
     assert patch_id(world["upstream"]["path"], patch.upstream_sha) == patch.patch_id
+    # A backport adjusted to the release branch has another identity: its Change-Id names the
+    # upstream cherry-pick that landed on the branch since.
+    backports = [p for p in upstreamed if p.snapshot.branch.name != "main"]
+    assert backports
+    for backport in backports:
+        mine = footers(git(world["upstream"]["path"], "log", "-1", "--format=%B", backport.sha))
+        theirs = footers(
+            git(world["upstream"]["path"], "log", "-1", "--format=%B", backport.upstream_sha)
+        )
+        assert mine["Change-Id"] == theirs["Change-Id"]
+        assert patch_id(world["upstream"]["path"], backport.upstream_sha) != backport.patch_id
 
 
 @pytest.mark.django_db

@@ -1,9 +1,10 @@
-"""Pure parts of the patch set: churn matching and conflict attribution."""
+"""Pure parts of the patch set: churn matching, conflict attribution and already-upstream
+matching."""
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracker.patches import ForkPatch, attribute_conflicts, classify_churn
+from tracker.patches import ForkPatch, attribute_conflicts, classify_churn, match_upstreamed
 
 
 def test_first_look_is_the_baseline_not_churn():
@@ -49,3 +50,56 @@ def test_conflicts_attributed_to_the_patches_touching_the_files():
     ]
     assert attribute_conflicts(["f2"], patches) == {"a" * 40: ["f2"], "c" * 40: ["f2"]}
     assert attribute_conflicts([], patches) == {}
+
+
+def _sha(name: str) -> str:
+    return (name.encode().hex() * 40)[:40]
+
+
+# --- already upstream, by message and identity -------------------------------------------------
+
+REVIEW = "https://chromium-review.googlesource.com/c/chromium/src/+/"
+MAIN_FIX = "a" * 40
+PICK = "b" * 40
+OTHER = "c" * 40
+PICK_MESSAGE = f"""[M125] [Blink] Check input capacity in FrameLoader
+
+FrameLoader could read past the end of its input.
+
+(cherry picked from commit {MAIN_FIX})
+
+Bug: 40123456
+Change-Id: I1111111111111111111111111111111111111111
+Reviewed-on: {REVIEW}5500010
+Commit-Queue: Dev <dev@chromium.org>
+Cr-Original-Commit-Position: refs/heads/main@{{#1300000}}
+Reviewed-on: {REVIEW}6000010
+Cr-Commit-Position: refs/branch-heads/6422@{{#12}}
+Cr-Branched-From: {"d" * 40}-refs/heads/main@{{#1290000}}
+"""
+
+
+def _fork_patch(name: str, message: str, patch_id: str = "") -> ForkPatch:
+    return ForkPatch(_sha(name), message.split("\n", 1)[0], "Fork", ("f.cc",), patch_id, message)
+
+
+def test_already_upstream_by_every_trace_fix_detection_knows():
+    candidates = {PICK: PICK_MESSAGE, OTHER: "Unrelated\n\nChange-Id: I999\n"}
+    patches = [
+        _fork_patch("trailer", f"Fix\n\n(cherry picked from commit {MAIN_FIX})\n"),
+        _fork_patch("position", "Fix\n\nCr-Original-Commit-Position: refs/heads/main@{#1300000}\n"),
+        _fork_patch("change", "Fix\n\nChange-Id: I1111111111111111111111111111111111111111\n"),
+        _fork_patch("review", f"Fix\n\nReviewed-on: {REVIEW}5500010\n"),
+        _fork_patch("identity", "Backport by hand\n\nChange-Id: I222\n", patch_id="same"),
+        _fork_patch("own", "[Fork] Brand the about dialog\n\nChange-Id: I333\n", "mine"),
+    ]
+    found = match_upstreamed(patches, candidates, {PICK: "same", OTHER: "other"})
+    assert found == {_sha(n): PICK for n in ("trailer", "position", "change", "review", "identity")}
+
+
+def test_the_strongest_match_names_the_upstream_commit():
+    # Same diff as one upstream commit, a cherry-pick trailer naming the other's source.
+    candidates = {PICK: PICK_MESSAGE, OTHER: "Same diff\n"}
+    patch = _fork_patch("p", f"Fix\n\n(cherry picked from commit {MAIN_FIX})\n", patch_id="x")
+    assert match_upstreamed([patch], candidates, {OTHER: "x"}) == {patch.sha: PICK}
+    assert match_upstreamed([patch], {}, {}) == {}

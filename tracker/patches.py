@@ -7,8 +7,11 @@ Terms:
   each rebase's old copies reachable through a marker merge) from counting old copies.
 - *patch identity*: ``git patch-id --stable`` of the commit's diff; it ignores the message,
   whitespace and line numbers, so a patch reworded upstream keeps its identity.
-- *upstreamed*: an upstream commit the branch does not have yet has the patch's identity; the
-  next rebase will drop the patch.
+- *upstreamed*: an upstream commit the branch does not have yet carries the patch's change: the
+  same identity, or trailers that name the same change, matched as fix detection matches
+  backports (`tracker.forksecurity.rules.MatchIndex`: a cherry-pick trailer naming it or the
+  commit it was picked from, ``Cr-Original-Commit-Position``, ``Change-Id``, ``Reviewed-on``).
+  The next rebase will drop the patch.
 - *conflict forecast*: files ``git merge-tree --write-tree`` reports as conflicted when merging
   the branch with the upstream tip (one merge of the whole series, computed without a worktree),
   attributed to the patches that touch them.
@@ -16,13 +19,15 @@ Terms:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from tracker.git import check_sha, run_git
+from tracker.footers import parse_footers
+from tracker.forksecurity.rules import Fix, MatchIndex, Part, fork_commit
+from tracker.git import GitError, check_sha, run_git
 
-RECORD = "\x1e"
 PATH_CHUNK = 200  # paths per git call, to stay far below argv limits
+CHUNK = 500  # commit ids per git call
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class ForkPatch:
     author: str
     files: tuple[str, ...]
     patch_id: str = ""
+    message: str = ""
 
 
 def _patch_ids_from_log(git_dir, args: list[str]) -> dict[str, str]:
@@ -47,44 +53,76 @@ def _patch_ids_from_log(git_dir, args: list[str]) -> dict[str, str]:
     return ids
 
 
+def _parse_named_log(raw: str) -> list[tuple[str, str, str, str, tuple[str, ...]]]:
+    """(sha, author, subject, message, files) from ``git log -z --name-only`` with the format
+    ``%x00%H%x00%an%x00%s%x00%B``: each record opens with an empty field (no path is empty),
+    then four fields, then the paths, the first after a newline."""
+    fields = raw.split("\0")
+    out = []
+    i = 0
+    while i + 4 < len(fields):
+        if fields[i]:
+            raise GitError(f"unexpected git log output near {fields[i][:40]!r}")
+        sha, author, subject, message = fields[i + 1 : i + 5]
+        i += 5
+        files: list[str] = []
+        while i < len(fields) and fields[i]:
+            files.append(fields[i].removeprefix("\n") if not files else fields[i])
+            i += 1
+        out.append((sha, author, subject, message, tuple(files)))
+    return out
+
+
 def list_patches(git_dir, tip: str, upstream_tip: str) -> list[ForkPatch]:
-    """The branch's patches, oldest first, with the files they touch and their identities."""
+    """The branch's patches, oldest first, with their files, messages and identities."""
     tip, upstream_tip = check_sha(tip), check_sha(upstream_tip)
     revs = ["--first-parent", "--no-merges", "--end-of-options", tip, f"^{upstream_tip}"]
-    out = run_git(
-        ["log", "--reverse", f"--format={RECORD}%H%x00%an%x00%s", "--name-only", *revs],
-        git_dir=git_dir,
-    ).text
+    walk = ["log", "-z", "--reverse", "--name-only"]
+    raw = run_git([*walk, "--format=%x00%H%x00%an%x00%s%x00%B", *revs], git_dir=git_dir).text
     ids = _patch_ids_from_log(git_dir, revs)
-    patches = []
-    for record in out.split(RECORD):
-        if not record.strip():
-            continue
-        head, _, names = record.partition("\n")
-        sha, author, subject = head.split("\x00", 2)
-        files = tuple(n for n in names.splitlines() if n)
-        patches.append(ForkPatch(sha, subject, author, files, ids.get(sha, "")))
-    return patches
+    return [
+        ForkPatch(sha, subject, author, files, ids.get(sha, ""), message)
+        for sha, author, subject, message, files in _parse_named_log(raw)
+    ]
+
+
+def _carrier(sha: str, message: str) -> Part:
+    """An upstream commit as the one-part fix it carries, for fix detection's matching: its
+    own id and the commit it was cherry-picked from, its main position (its own, or on a
+    branch its original one), its Change-Id and reviews."""
+    own = fork_commit(sha, (), message)  # the trailers, read as fix detection reads them
+    position = parse_footers(message).commit_position
+    number = position.number if position is not None and position.is_main else None
+    if number is None and own.original_positions:
+        number = own.original_positions[0]
+    return Part(
+        key=sha,
+        position=number,
+        shas=[sha, *own.cherry_picked_from],
+        change_ids={own.change_id} - {""},
+        reviews=set(own.reviews),
+    )
 
 
 def find_upstreamed(
     git_dir, patches: Sequence[ForkPatch], tip: str, upstream_tip: str
 ) -> dict[str, str]:
-    """Patch commit id -> the upstream commit (not yet in the branch) with the same identity.
+    """Patch commit id -> the upstream commit (not yet in the branch) that carries its change
+    (see *upstreamed*); the strongest match wins, as in fix detection.
 
     Only upstream commits touching the patches' files are compared, which keeps this cheap on
     a branch thousands of commits behind.
     """
-    wanted = {p.patch_id: p.sha for p in patches if p.patch_id}
     paths = sorted({f for p in patches for f in p.files})
-    if not wanted or not paths:
+    if not patches or not paths:
         return {}
-    candidates: list[str] = []
+    candidates: dict[str, str] = {}
     for start in range(0, len(paths), PATH_CHUNK):
         out = run_git(
             [
                 "log",
-                "--format=%H",
+                "-z",
+                "--format=%H%x00%B",
                 "--end-of-options",
                 check_sha(upstream_tip),
                 f"^{check_sha(tip)}",
@@ -93,14 +131,36 @@ def find_upstreamed(
             ],
             git_dir=git_dir,
         ).text
-        candidates.extend(out.split())
+        fields = out.split("\0")
+        for sha, message in zip(fields[0::2], fields[1::2], strict=False):
+            candidates.setdefault(sha.strip(), message)
+    unique = list(candidates)
+    ids: dict[str, str] = {}
+    for start in range(0, len(unique), CHUNK):
+        ids.update(
+            _patch_ids_from_log(
+                git_dir, ["--no-walk=unsorted", "--end-of-options", *unique[start : start + CHUNK]]
+            )
+        )
+    return match_upstreamed(patches, candidates, ids)
+
+
+def match_upstreamed(
+    patches: Sequence[ForkPatch], candidates: Mapping[str, str], patch_ids: Mapping[str, str]
+) -> dict[str, str]:
+    """Patch commit id -> the upstream commit among `candidates` (commit id -> message; their
+    identities in `patch_ids`) that carries the patch's change, strongest match first."""
+    if not candidates:
+        return {}
+    index = MatchIndex(
+        [Fix(n, "", parts=[_carrier(sha, msg)]) for n, (sha, msg) in enumerate(candidates.items())],
+        patch_ids,
+    )
     found: dict[str, str] = {}
-    unique = list(dict.fromkeys(candidates))
-    for start in range(0, len(unique), 500):
-        ids = _patch_ids_from_log(git_dir, ["--no-walk=unsorted", *unique[start : start + 500]])
-        for upstream_sha, patch_id in ids.items():
-            if patch_id in wanted:
-                found.setdefault(wanted[patch_id], upstream_sha)
+    for p in patches:
+        matches = index.match_commit(fork_commit(p.sha, (), p.message, p.patch_id))
+        if matches:
+            found[p.sha] = matches[0].part  # the part's key: the upstream commit itself
     return found
 
 
@@ -123,8 +183,6 @@ def conflicting_files(git_dir, tip: str, upstream_tip: str) -> list[str]:
         return []
     if result.returncode != 1:
         raise_for = result.stderr.strip().splitlines()[-1:] or ["no message"]
-        from tracker.git import GitError
-
         raise GitError(f"git merge-tree failed: {raise_for[0]}", returncode=result.returncode)
     fields = result.stdout.decode("utf-8", errors="replace").split("\0")
     # -z output: the tree id, then one conflicted path per field, then an empty field.

@@ -341,9 +341,10 @@ class World:
                     )
                     entry["patch"] = p.number
                 else:
-                    # Upstream brought the fix onto the followed ref after the fork's base: an
-                    # identical backport is now "already upstream", an adjusted one (same file,
-                    # other content) conflicts with upstream's version on the next rebase.
+                    # Upstream brought the fix onto the followed ref after the fork's base: the
+                    # backport is now "already upstream" (each method leaves a trace that names
+                    # the fix, or the same diff), and an adjusted one (same file, other
+                    # content) also conflicts with upstream's version on the next rebase.
                     vuln = up.vulns[e.vuln]
                     missing_upstream_fix = up.part_in(b.tip_upref(), vuln, e.part) and not (
                         up.part_in(b.base, vuln, e.part)
@@ -354,7 +355,7 @@ class World:
                             "vuln": vuln.cve,
                             "part": e.part,
                             "method": e.method,
-                            "upstreamed": missing_upstream_fix and not adjusted,
+                            "upstreamed": missing_upstream_fix,
                             "conflicts": missing_upstream_fix and adjusted,
                         }
                     )
