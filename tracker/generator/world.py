@@ -371,7 +371,13 @@ class World:
                     "base_position": position,
                     "base_version": up.branch_version(b.base),
                     "last_base_move": _iso(b.base_moves[-1][0]),
+                    # The patch set: what the branch carries on its base (fork-only non-merge
+                    # commits, those since the newest marker for a merging-rebase).
                     "patches": patches,
+                    "conflicting_files": sorted(
+                        {f for p in patches if p["conflicts"] for f in p["files"]}
+                    ),
+                    "markers": [shas[m] for m in b.markers],
                     "history_commit_count": len(b.history),
                     "snapshots": [
                         {
@@ -404,6 +410,8 @@ class World:
             "name": fork.spec.name,
             "kind": "git",
             "style": fork.spec.style,
+            "topics": fork.spec.topics,
+            "sync_merge": fork.spec.sync_merge if fork.spec.style == "merge" else None,
             "path": str(self.out / "forks" / f"{fork.spec.slug}.git"),
             "release_tag_pattern": "refs/tags/v*",
             "owner_email": fork.spec.owner_email,
