@@ -54,6 +54,8 @@ class BranchSnapshot(models.Model):
       own last commit was made: an abandoned branch has small `_at_tip` lag and large lag now.
     - *patches*: the fork's own commits on top of the base (first-parent, no merges), so old
       copies kept reachable by merging-rebase forks are not counted.
+    - *base moved at*: commit time of the oldest commit on the branch's first-parent line that
+      contains the base, whichever parent brought it in (`tracker.lag.base_move_time`).
     """
 
     branch = models.ForeignKey(TrackedBranch, on_delete=models.CASCADE, related_name="snapshots")
