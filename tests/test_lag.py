@@ -101,4 +101,4 @@ def test_base_move_follows_the_base_wherever_it_enters(shapes_world):
             assert moved == datetime.fromtimestamp(when, UTC), label
             parents = git(repo, "log", "-1", "--format=%P", entered).split()
             through_a_merged_branch += base not in parents
-    assert through_a_merged_branch >= 1  # sentry's main
+    assert through_a_merged_branch >= 3  # sentry's main, mergeco's main and release branch

@@ -1,10 +1,23 @@
 """The fork's patch set on a branch: what it carries, what upstream already has, what would
 conflict on the next rebase, and how the set changed since the last look.
 
-Terms:
-- *patch*: a fork commit on the branch's first-parent line that upstream does not contain, not
-  a merge. Walking the first-parent line only is what keeps merging-rebase forks (which keep
-  each rebase's old copies reachable through a marker merge) from counting old copies.
+Terms (the branch tip is T, the upstream tip it follows U):
+- *fork-only commit*: reachable from T and not from U (``git rev-list T ^U``). The branch's
+  *first-parent line* is T, its first parent, that one's first parent, and so on, as long as
+  they are fork-only.
+- *merging-rebase marker*: a merge on the first-parent line whose first parent is an upstream
+  commit (reachable from U), which has a fork-only parent besides, and whose tree is its first
+  parent's tree. It records the previous fork tip as merged while taking nothing from it (Git
+  for Windows' "Start the merging-rebase to ...", ``git merge -s ours``); the rebased patches
+  follow on top, straight or merged in as topic branches. The shape decides, never the
+  subject. A sync merge is not a marker: ``git merge upstream`` on the fork has the fork as its
+  first parent, and a merge of the fork into upstream (upstream as the first parent) takes
+  the fork's changes into its tree.
+- *patch*: a non-merge fork-only commit that the newest marker's other parents do not reach
+  (they hold the copies of every earlier rebase): ``git rev-list --no-merges T ^U ^M^2`` for a
+  newest marker M with two parents. Without a marker that is ``git rev-list --no-merges U..T``,
+  whatever the merges: topic and pull-request branches merged in (both parents fork-only), and
+  upstream merged in through either parent, directly or through a merged sync branch.
 - *patch identity*: ``git patch-id --stable`` of the commit's diff; it ignores the message,
   whitespace and line numbers, so a patch reworded upstream keeps its identity.
 - *upstreamed*: an upstream commit the branch does not have yet carries the patch's change: the
@@ -38,6 +51,73 @@ class ForkPatch:
     files: tuple[str, ...]
     patch_id: str = ""
     message: str = ""
+
+
+@dataclass(frozen=True)
+class GraphCommit:
+    """A commit of the fork graph: a fork-only commit, or (`fork_only` False) an upstream
+    commit that a fork-only commit has as a parent."""
+
+    parents: tuple[str, ...]
+    tree: str
+    fork_only: bool
+
+
+def read_fork_graph(git_dir, tip: str, upstream_tip: str) -> dict[str, GraphCommit]:
+    """The fork-only commits of `tip` against `upstream_tip`, with their parents and trees, and
+    the upstream commits they have as parents: one ``git log --boundary`` walk, no diffs."""
+    out = run_git(
+        [
+            "log",
+            "--boundary",
+            "--format=%m %H %T %P",
+            "--end-of-options",
+            check_sha(tip),
+            f"^{check_sha(upstream_tip)}",
+        ],
+        git_dir=git_dir,
+    ).text
+    graph = {}
+    for line in out.splitlines():
+        mark, sha, tree, *parents = line.split()
+        graph[sha] = GraphCommit(tuple(parents), tree, mark != "-")
+    return graph
+
+
+def is_marker(graph: Mapping[str, GraphCommit], sha: str) -> bool:
+    """Whether `sha` has the shape of a merging-rebase marker (see the module docstring; that
+    it is on the first-parent line is the caller's to know)."""
+    commit = graph[sha]
+    if len(commit.parents) < 2:
+        return False
+    first = graph.get(commit.parents[0])
+    return (
+        first is not None
+        and not first.fork_only
+        and commit.tree == first.tree
+        and any(p in graph and graph[p].fork_only for p in commit.parents[1:])
+    )
+
+
+def newest_marker(graph: Mapping[str, GraphCommit], tip: str) -> str | None:
+    """The newest merging-rebase marker on the first-parent line of `tip`, or None."""
+    sha: str | None = tip
+    while sha is not None and sha in graph and graph[sha].fork_only:
+        if is_marker(graph, sha):
+            return sha
+        parents = graph[sha].parents
+        sha = parents[0] if parents else None
+    return None
+
+
+def patch_set_revs(graph: Mapping[str, GraphCommit], tip: str, upstream_tip: str) -> list[str]:
+    """Revisions that select the patch set with ``--no-merges``: the tip, minus upstream, minus
+    what the newest marker's other parents reach."""
+    revs = [check_sha(tip), f"^{check_sha(upstream_tip)}"]
+    marker = newest_marker(graph, tip)
+    if marker is not None:
+        revs += [f"^{p}" for p in graph[marker].parents[1:] if graph[p].fork_only]
+    return revs
 
 
 def _patch_ids_from_log(git_dir, args: list[str]) -> dict[str, str]:
@@ -74,10 +154,15 @@ def _parse_named_log(raw: str) -> list[tuple[str, str, str, str, tuple[str, ...]
 
 
 def list_patches(git_dir, tip: str, upstream_tip: str) -> list[ForkPatch]:
-    """The branch's patches, oldest first, with their files, messages and identities."""
-    tip, upstream_tip = check_sha(tip), check_sha(upstream_tip)
-    revs = ["--first-parent", "--no-merges", "--end-of-options", tip, f"^{upstream_tip}"]
-    walk = ["log", "-z", "--reverse", "--name-only"]
+    """The branch's patches (see the module docstring), oldest first (``--topo-order``, so a
+    merged topic branch's patches stay together), with their files, messages and identities.
+
+    Two walks (the graph, then the patch set with names and messages) and one ``git log -p |
+    git patch-id`` pipe, however many merges or rebases the branch has.
+    """
+    graph = read_fork_graph(git_dir, tip, upstream_tip)
+    revs = ["--no-merges", "--end-of-options", *patch_set_revs(graph, tip, upstream_tip)]
+    walk = ["log", "-z", "--topo-order", "--reverse", "--name-only"]
     raw = run_git([*walk, "--format=%x00%H%x00%an%x00%s%x00%B", *revs], git_dir=git_dir).text
     ids = _patch_ids_from_log(git_dir, revs)
     return [
