@@ -50,6 +50,35 @@ def patch_id(repo: Path | str, sha: str) -> str:
     return out.split()[0] if out.strip() else ""
 
 
+def is_ancestor(repo: Path | str, commit: str, tip: str) -> bool:
+    result = run_git(["merge-base", "--is-ancestor", commit, tip], git_dir=repo, check=False)
+    return result.returncode == 0
+
+
+def plain_marker(repo: Path | str, tip: str, upstream: str) -> tuple[str, list[str]] | None:
+    """The newest merging-rebase marker on `tip`'s first-parent line and its parents, found
+    with plain git one commit at a time (independent of tracker.patches): a merge whose first
+    parent upstream contains, whose tree is that parent's, and with a parent upstream lacks."""
+    for sha in git(repo, "rev-list", "--first-parent", tip, f"^{upstream}").split():
+        tree, *parents = git(repo, "log", "-1", "--format=%T %P", sha).split()
+        if len(parents) < 2 or not is_ancestor(repo, parents[0], upstream):
+            continue
+        same_tree = git(repo, "rev-parse", f"{parents[0]}^{{tree}}").strip() == tree
+        if same_tree and any(not is_ancestor(repo, p, upstream) for p in parents[1:]):
+            return sha, parents
+    return None
+
+
+def plain_patch_set(repo: Path | str, tip: str, upstream: str) -> list[str]:
+    """The patch set by plain git, oldest first: ``rev-list --no-merges tip ^upstream``, minus
+    what the newest marker's other parents reach."""
+    found = plain_marker(repo, tip, upstream)
+    exclude = [f"^{p}" for p in found[1][1:]] if found else []
+    return git(
+        repo, "rev-list", "--no-merges", "--topo-order", "--reverse", tip, f"^{upstream}", *exclude
+    ).split()
+
+
 def url_routes(
     patterns=None, prefix: str = "", namespace: str = ""
 ) -> Iterator[tuple[str, str | None]]:

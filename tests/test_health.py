@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import git, patch_id
+from tests.helpers import footers, git, patch_id
 from tracker.generator import GitForkSpec, build_world, standard_world
 from tracker.health import measure_branch, previous_patch_set, record_snapshot
 from tracker.lag import rev_parse, upstream_as_of
@@ -62,7 +62,11 @@ def _versions_behind(world, branch):
 
 
 @pytest.mark.django_db
-def test_every_snapshot_figure_matches_the_ground_truth(world, settings, tmp_path):
+@pytest.mark.parametrize("which", ["world", "shapes_world"])
+def test_every_snapshot_figure_matches_the_ground_truth(request, which, settings, tmp_path):
+    """Every figure of every branch snapshot, in the standard forks and in a fork of every
+    history shape (tests/test_patches.py checks the same shapes against plain git)."""
+    world = request.getfixturevalue(which)
     upstream, forks = _register(world, settings, tmp_path)
     mirror = fetch_upstream(upstream)
     now = _when(world["now"])
@@ -119,26 +123,42 @@ def test_upstreamed_patch_points_at_its_reworded_upstream_twin(world, settings, 
     upstream, forks = _register(world, settings, tmp_path)
     mirror = fetch_upstream(upstream)
     snapshots = snapshot_fork(forks["acme"], mirror, now=_when(world["now"]))
-    (patch,) = [p for s in snapshots for p in s.patches.all() if p.upstream_sha]
+    upstreamed = [p for s in snapshots for p in s.patches.all() if p.upstream_sha]
+    (patch,) = [p for p in upstreamed if p.snapshot.branch.name == "main"]
     subject = git(world["upstream"]["path"], "log", "-1", "--format=%s", patch.upstream_sha)
     assert subject.strip() != patch.subject
     assert patch_id(world["upstream"]["path"], patch.upstream_sha) == patch.patch_id
+    # A backport adjusted to the release branch has another identity: its Change-Id names the
+    # upstream cherry-pick that landed on the branch since.
+    backports = [p for p in upstreamed if p.snapshot.branch.name != "main"]
+    assert backports
+    for backport in backports:
+        mine = footers(git(world["upstream"]["path"], "log", "-1", "--format=%B", backport.sha))
+        theirs = footers(
+            git(world["upstream"]["path"], "log", "-1", "--format=%B", backport.upstream_sha)
+        )
+        assert mine["Change-Id"] == theirs["Change-Id"]
+        assert patch_id(world["upstream"]["path"], backport.upstream_sha) != backport.patch_id
 
 
 @pytest.mark.django_db
-def test_churn_between_snapshots_follows_the_forks_syncs(world, settings, tmp_path):
-    """Replay the rebased fork's past syncs: added, dropped and changed patches as git sees
-    them (subjects, and patch identity for same-subject patches)."""
+@pytest.mark.parametrize(
+    "slug, kinds",
+    [
+        ("acme", {"added", "dropped", "changed"}),  # rebase
+        ("weaver", {"added", "dropped", "changed"}),  # merging-rebase with topic merges
+        ("mergeco", {"added"}),  # merges keep every commit: patches are only ever added
+    ],
+)
+def test_churn_between_snapshots_follows_the_forks_syncs(world, settings, tmp_path, slug, kinds):
+    """Replay a fork's past syncs: added, dropped and changed patches as git sees them
+    (subjects, and patch identity for same-subject patches)."""
     upstream, forks = _register(world, settings, tmp_path)
     mirror = fetch_upstream(upstream)
     (branch_truth,) = [
-        b
-        for f in world["forks"]
-        if f["slug"] == "acme"
-        for b in f["branches"]
-        if b["name"] == "main"
+        b for f in world["forks"] if f["slug"] == slug for b in f["branches"] if b["name"] == "main"
     ]
-    branch = forks["acme"].branches.get(name="main")
+    branch = forks[slug].branches.get(name="main")
     main_tip = rev_parse(mirror.path, Mirror.upstream_ref("refs/heads/main"))
     upstream_repo = world["upstream"]["path"]
     totals = {"added": 0, "dropped": 0, "changed": 0}
@@ -171,7 +191,7 @@ def test_churn_between_snapshots_follows_the_forks_syncs(world, settings, tmp_pa
             for key, value in (("added", added), ("dropped", dropped), ("changed", changed)):
                 totals[key] += len(value)
         previous = current
-    assert all(totals.values()), totals  # the fork's history exercises every kind of churn
+    assert {k for k, v in totals.items() if v} == kinds, totals
 
 
 @pytest.mark.django_db

@@ -1,8 +1,17 @@
-"""Pure lag arithmetic."""
+"""Pure lag arithmetic, and when a branch last moved onto its base in every fork shape."""
 
 from datetime import UTC, datetime, timedelta
 
-from tracker.lag import days_behind, lag_status, milestones_behind, worst_status
+from tests.helpers import git, is_ancestor
+from tracker.lag import (
+    base_move_time,
+    days_behind,
+    lag_status,
+    merge_base,
+    milestones_behind,
+    rev_parse,
+    worst_status,
+)
 from tracker.versions import ChromiumVersion
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -72,3 +81,24 @@ def test_a_forks_status_is_its_most_urgent_branch_status():
     assert worst_status(["current", "overdue", "behind"]) == "overdue"
     assert worst_status(["current", "behind"]) == "behind"
     assert worst_status([]) is None
+
+
+def test_base_move_follows_the_base_wherever_it_enters(shapes_world):
+    """The oldest first-parent commit that contains the base, found with plain git, is when
+    the branch moved; in a pull-request sync the base is not a parent of that commit."""
+    repo = shapes_world["upstream"]["path"]
+    through_a_merged_branch = 0
+    for fork in shapes_world["forks"]:
+        for branch in fork["branches"]:
+            label = f"{fork['slug']}:{branch['name']}"
+            tip = branch["tip"]
+            base = merge_base(repo, tip, rev_parse(repo, branch["upstream_ref"]))
+            moved = base_move_time(repo, tip, base)
+            assert moved is not None and moved.isoformat() == branch["last_base_move"], label
+            line = git(repo, "rev-list", "--first-parent", tip, f"^{base}").split()
+            entered = [c for c in line if is_ancestor(repo, base, c)][-1]
+            when = int(git(repo, "log", "-1", "--format=%ct", entered))
+            assert moved == datetime.fromtimestamp(when, UTC), label
+            parents = git(repo, "log", "-1", "--format=%P", entered).split()
+            through_a_merged_branch += base not in parents
+    assert through_a_merged_branch >= 3  # sentry's main, mergeco's main and release branch

@@ -285,22 +285,28 @@ def measure_lag(
 
 
 def base_move_time(git_dir, tip: str, base: str) -> datetime | None:
-    """When the branch last moved onto `base`: the commit time of the first-parent commit that
-    has `base` as a parent (the first rebased patch, the marker of a merging-rebase, or the
-    merge that brought the base in). None when the branch is exactly at its base."""
+    """When the branch last moved onto `base`: the commit time of the oldest commit on the
+    branch's first-parent line that contains `base`. That is the first rebased patch, the
+    marker of a merging-rebase, or the merge that brought the base in, whichever parent it
+    came through, directly or through a merged sync branch. None when the branch is exactly
+    at its base.
+
+    One walk: ``rev-list --ancestry-path tip ^base`` lists the commits that contain `base`;
+    the first-parent line is followed through them."""
     tip, base = check_sha(tip), check_sha(base)
     if tip == base:
         return None
     args = [
         "rev-list",
-        "--first-parent",
+        "--ancestry-path",
         "--parents",
         "--format=%ct",
         "--end-of-options",
         tip,
         f"^{base}",
     ]
-    found = None
+    first_parent: dict[str, str | None] = {}
+    times: dict[str, str] = {}
     with git_output_stream(args, git_dir=git_dir) as out:
         header = None
         for raw in out:
@@ -308,10 +314,14 @@ def base_move_time(git_dir, tip: str, base: str) -> datetime | None:
             if line.startswith("commit "):
                 header = line.split()[1:]
             elif header is not None:
-                if base in header[1:]:
-                    found = _ts(line)
-                    break
+                first_parent[header[0]] = header[1] if len(header) > 1 else None
+                times[header[0]] = line
                 header = None
+    found = None
+    sha: str | None = tip
+    while sha is not None and sha in times:
+        found = _ts(times[sha])
+        sha = first_parent[sha]
     return found
 
 

@@ -2,7 +2,7 @@
 
 import re
 
-from tests.helpers import footers, git, log_messages, patch_id
+from tests.helpers import footers, git, log_messages, patch_id, plain_patch_set
 from tracker.git import run_git
 
 
@@ -131,49 +131,112 @@ def test_branch_lag_matches_rev_list(world):
 
 
 def test_patch_sets_by_style(world):
+    """The truth's patch set is plain git's: the non-merge fork commits, those since the newest
+    marker for a merging-rebase (whose old copies stay reachable)."""
     upstream = world["upstream"]["path"]
     styles = {}
     for fork in _forks(world, "git"):
         for branch in fork["branches"]:
             repo, tip, ref = fork["path"], branch["tip"], branch["upstream_ref"]
             expected = [p["sha"] for p in branch["patches"]]
+            assert plain_patch_set(upstream, tip, ref) == expected, (fork["slug"], branch["name"])
             all_own = git(upstream, "rev-list", "--no-merges", f"{ref}..{tip}").split()
-            first_parent = git(
-                upstream, "rev-list", "--first-parent", "--no-merges", f"{ref}..{tip}"
-            ).split()
-            if fork["style"] == "merge":
-                assert sorted(all_own) == sorted(expected)
-            else:
-                assert list(reversed(first_parent)) == expected, (fork["slug"], branch["name"])
             if fork["style"] == "merging-rebase" and branch["name"] == "main":
                 # Old rebased copies stay reachable: counting them would inflate the set.
                 assert len(all_own) > 3 * len(expected)
+            else:
+                assert sorted(all_own) == sorted(expected)
             styles[fork["style"]] = True
             assert git(repo, "rev-parse", f"refs/heads/{branch['name']}").strip() == tip
     assert set(styles) == {"rebase", "merge", "merging-rebase"}
 
 
-def test_upstreamed_patch_has_an_upstream_twin_by_patch_identity(world):
+def _merges(repo, tip, upstream):
+    """(merge, parents, tree, on the first-parent line) of the fork-only merges."""
+    line = set(git(repo, "rev-list", "--first-parent", tip, f"^{upstream}").split())
+    out = []
+    for row in git(repo, "log", "--merges", "--format=%H %T %P", tip, f"^{upstream}").splitlines():
+        sha, tree, *parents = row.split()
+        out.append((sha, parents, tree, sha in line))
+    return out
+
+
+def test_history_shapes_are_what_the_spec_says(shapes_world):
+    """Each fork's merges have the shape its spec names, read with plain git."""
+    repo = shapes_world["upstream"]["path"]
+    seen = set()
+    for fork in _forks(shapes_world, "git"):
+        branch = fork["branches"][0]
+        tip, ref = branch["tip"], branch["upstream_ref"]
+
+        def upstream_has(commit, ref=ref):
+            return _is_ancestor(repo, commit, ref)
+
+        def tree_of(commit):
+            return git(repo, "rev-parse", f"{commit}^{{tree}}").strip()
+
+        merges = _merges(repo, tip, ref)
+        by_sha = {m[0]: m for m in merges}
+        topic = [m for m in merges if not any(upstream_has(p) for p in m[1])]
+        if fork["topics"]:
+            assert topic, fork["slug"]  # a topic or pull-request merge: both parents fork-only
+            seen.add("topics")
+        if fork["sync_merge"] == "direct":
+            assert any(
+                on and not upstream_has(p[0]) and upstream_has(p[1]) for _s, p, _t, on in merges
+            )
+        if fork["sync_merge"] == "pull-request":
+            # The pull request's merge brings a sync branch whose merge has upstream second.
+            outer = [
+                m
+                for m in merges
+                if m[3] and m[1][1] in by_sha and upstream_has(by_sha[m[1][1]][1][1])
+            ]
+            assert outer and all(not upstream_has(p) for m in outer for p in m[1])
+        if fork["sync_merge"] == "upstream-first":
+            flipped = [m for m in merges if m[3] and upstream_has(m[1][0])]
+            assert flipped and all(m[2] != tree_of(m[1][0]) for m in flipped)
+        if fork["style"] == "merging-rebase":
+            assert len(branch["markers"]) >= 3  # several rebases
+            for marker in branch["markers"]:
+                _sha, parents, tree, _on = by_sha[marker]
+                assert upstream_has(parents[0]) and tree == tree_of(parents[0])
+                assert not upstream_has(parents[1])  # the previous fork tip
+            assert by_sha[branch["markers"][-1]][3]  # the newest is on the first-parent line
+        seen.add(fork["sync_merge"] or fork["style"])
+    assert seen == {
+        "topics",
+        "direct",
+        "pull-request",
+        "upstream-first",
+        "merging-rebase",
+        "rebase",
+    }
+
+
+def test_upstreamed_patch_has_an_upstream_twin(world):
+    """An upstreamed patch has an upstream commit the branch lacks with the same identity, or
+    (an adjusted backport) the same Change-Id."""
     upstream = world["upstream"]["path"]
-    seen = 0
+    seen = {"identity": 0, "change-id": 0}
     for fork in _forks(world, "git"):
         for branch in fork["branches"]:
+            missing = log_messages(upstream, f"{branch['tip']}..{branch['upstream_ref']}")
             for patch in branch["patches"]:
                 if not patch["upstreamed"]:
                     continue
-                seen += 1
                 own = patch_id(upstream, patch["sha"])
-                twins = [
-                    sha
-                    for sha, message in log_messages(
-                        upstream, f"{branch['base']}..{branch['upstream_ref']}"
-                    )
-                    if patch_id(upstream, sha) == own
-                ]
-                assert len(twins) == 1
-                subject = git(upstream, "log", "-1", "--format=%s", twins[0]).strip()
-                assert subject != patch["subject"]  # reworded upstream
-    assert seen >= 2
+                twins = [sha for sha, _message in missing if patch_id(upstream, sha) == own]
+                if twins:
+                    assert len(twins) == 1
+                    subject = git(upstream, "log", "-1", "--format=%s", twins[0]).strip()
+                    assert subject != patch["subject"]  # reworded upstream
+                    seen["identity"] += 1
+                    continue
+                cid = footers(git(upstream, "log", "-1", "--format=%B", patch["sha"]))["Change-Id"]
+                assert [sha for sha, m in missing if footers(m).get("Change-Id") == cid]
+                seen["change-id"] += 1
+    assert seen["identity"] >= 2, seen
 
 
 def test_conflicting_patches_are_the_files_merge_tree_reports(world):

@@ -1,7 +1,9 @@
 """Plan and write forks of a generated upstream.
 
 Git forks carry patch commits on top of an upstream base and move forward by rebase, by merge,
-or by "merging-rebase"; their release branches follow upstream release branches, backport
+or by "merging-rebase", with their patches straight on the branch or merged in as topic
+branches, and upstream merged in directly, through a sync branch, or with upstream as the first
+parent (`GitForkSpec`); their release branches follow upstream release branches, backport
 security fixes in every way real forks do (with and without trailers, adjusted so the patch
 identity differs, one commit of a two-commit fix only) and are tagged at dated releases.
 A patch-series fork pins an upstream version in a file and keeps its changes as patch files.
@@ -113,6 +115,7 @@ class BranchPlan:
         self.base_moves: list[tuple[int, UpRef]] = []
         self.releases: list[ReleaseRecord] = []
         self.snapshots: list[dict] = []
+        self.markers: list[int] = []  # merging-rebase markers, oldest first
 
     @property
     def upstream_ref(self) -> str:
@@ -137,9 +140,15 @@ class BranchPlan:
         return UpRef(self.line, len(self.up.milestones[self.line].commits) - 1)
 
 
+SYNC_MERGES = ("direct", "pull-request", "upstream-first")
+
+
 class GitForkPlan:
     def __init__(self, spec: GitForkSpec, up: UpstreamPlan, ordinal: int) -> None:
+        if spec.sync_merge not in SYNC_MERGES:
+            raise ValueError(f"sync_merge must be one of {SYNC_MERGES}, not {spec.sync_merge!r}")
         self.spec, self.up = spec, up
+        self.pull_requests = 0  # pull request numbers handed out so far (merge messages)
         self.ns = f"refs/ns/{spec.slug}"
         self.rng = random.Random(up.spec.seed * 1009 + ordinal)
         self.person = Person(f"{spec.name} Release Engineering", f"release@{spec.slug}.example")
@@ -241,6 +250,10 @@ class GitForkPlan:
                 method = BACKPORT_METHODS[method_cycle]
                 branch.backports.append(Backport(vuln.number, 0, method, when))
             method_cycle += 1  # past the list, fixes are left open (not backported)
+
+    def next_pull_request(self) -> int:
+        self.pull_requests += 1
+        return self.pull_requests
 
     # --- writing -------------------------------------------------------------------------
     def write(self, w: FastImportWriter, shas: Shas, list_tree: TreeLister) -> None:
@@ -360,11 +373,55 @@ class _BranchWriter:
         self._commit(emitted, when, bp.time, message, parent, files)
         return f":{emitted.mark}"
 
+    def _write_merge(self, when: int, message: str, parent: str, merged: str, **tree) -> str:
+        """A merge commit on the branch (`tree`: the files, as for `FastImportWriter.commit`;
+        none keeps the first parent's tree)."""
+        mark = self._new()
+        self.w.commit(
+            self.ref,
+            mark,
+            author=self.fork.person,
+            author_time=when,
+            committer=self.fork.person,
+            commit_time=when,
+            message=message,
+            parent=parent,
+            merges=(merged,),
+            **tree,
+        )
+        self.b.tip_mark = mark
+        return f":{mark}"
+
+    def _write_patches(self, patches: list[Patch], when: int, parent: str) -> str:
+        """Write `patches` on `parent`: one after the other, or (spec.topics) on topic branches
+        that all start at `parent` and are merged into the branch one by one with --no-ff."""
+        size = self.fork.spec.topics
+        if not size:
+            for p in patches:
+                parent = self._write_patch(p, when, parent)
+            return parent
+        start = parent
+        for n in range(0, len(patches), size):
+            group = patches[n : n + size]
+            topic, files = start, {}
+            for p in group:
+                topic = self._write_patch(p, when, topic)
+                files.update(self._patch_files(p, self.b.base))
+            name = f"{self.fork.spec.slug}/{group[0].short.replace('_', '-')}"
+            if (n // size) % 2 == 0:
+                number = self.fork.next_pull_request()
+                message = f"Merge pull request #{number} from {name}\n\n{group[0].subject}\n"
+            else:
+                message = f"Merge branch '{name}'\n"
+            # The topic's files on top of the branch: what git merge writes, since each patch
+            # has a file of its own.
+            parent = self._write_merge(when, message, parent, topic, files=files)
+        return parent
+
     def _replay(self, when: int, parent: str, sync_index: int | None = None) -> None:
         """Write the series (patches, then live backports) on top of `parent`."""
         self.b.series = []
-        for p in self._patches_at(sync_index):
-            parent = self._write_patch(p, when, parent)
+        parent = self._write_patches(self._patches_at(sync_index), when, parent)
         for bp in self.active_backports:
             parent = self._write_backport(bp, when, parent)
         if parent.startswith(":") and not self.b.series:
@@ -405,6 +462,7 @@ class _BranchWriter:
                 parent=f":{b.base_mark(new_base)}",
                 merges=(f":{old_tip}",),
             )
+            b.markers.append(marker.mark)
             self._replay(when, f":{marker.mark}", sync_index)
             if not b.series:
                 b.tip_mark = marker.mark
@@ -415,7 +473,9 @@ class _BranchWriter:
         self._snapshot(when)
 
     def _merge(self, when: int, sync_index: int, old_tip: int) -> None:
-        b = self.b
+        """Merge the new base into the branch, shaped by spec.sync_merge, then add the patches
+        this sync adds (on topic branches with spec.topics)."""
+        b, spec = self.b, self.fork.spec
         base_sha = self.shas[b.base_mark(b.base)]
         files: dict[str, bytes] = {}
         for p in self._patches_at(sync_index):
@@ -423,30 +483,37 @@ class _BranchWriter:
                 files.update(self._patch_files(p, b.base))
         for bp in self.active_backports:
             files.update(fix_files(self.vulns[bp.vuln], bp.part, adjusted=bp.method in ADJUSTED))
-        merge = Emitted(self._new(), "merge", "")
+        tree = {"deleteall": True, "entries": self.list_tree(base_sha), "files": files}
         version = self.up.branch_version(b.base)
-        self.w.commit(
-            self.ref,
-            merge.mark,
-            author=self.fork.person,
-            author_time=when,
-            committer=self.fork.person,
-            commit_time=when,
-            message=f"Merge upstream {version} into {b.name}\n",
-            parent=f":{old_tip}",
-            merges=(f":{b.base_mark(b.base)}",),
-            deleteall=True,
-            entries=self.list_tree(base_sha),
-            files=files,
-        )
-        b.tip_mark = merge.mark
+        upstream, fork_tip = f":{b.base_mark(b.base)}", f":{old_tip}"
+        if spec.sync_merge == "pull-request":
+            line = "main" if b.line == MAIN else b.upstream_ref.removeprefix("refs/")
+            topic = f"sync/{b.name.replace('/', '-')}-{version}"
+            # The sync branch merges upstream half an hour before its pull request is merged:
+            # the branch moves onto the base with the outer merge, not the inner one.
+            inner = self._write_merge(
+                when - 1800,
+                f"Merge remote-tracking branch 'upstream/{line}' into {topic}\n",
+                fork_tip,
+                upstream,
+                **tree,
+            )
+            number = self.fork.next_pull_request()
+            message = (
+                f"Merge pull request #{number} from {spec.slug}/{topic}\n\n"
+                f"Update to upstream {version}\n"
+            )
+            parent = self._write_merge(when, message, fork_tip, inner, **tree)
+        elif spec.sync_merge == "upstream-first":
+            message = f"Merge {b.name} into upstream {version}\n"
+            parent = self._write_merge(when, message, upstream, fork_tip, **tree)
+        else:
+            message = f"Merge upstream {version} into {b.name}\n"
+            parent = self._write_merge(when, message, fork_tip, upstream, **tree)
+        added = [p for p in self.fork.patches if p.added_at_sync == sync_index]
+        self._write_patches(added, when, parent)
         # History stays: the series is every fork commit ever made on the branch.
         b.series = list(b.history)
-        parent = f":{merge.mark}"
-        for p in self.fork.patches:
-            if p.added_at_sync == sync_index:
-                parent = self._write_patch(p, when, parent)
-                b.series = list(b.history)
 
     def _backport(self, when: int, bp: Backport) -> None:
         if self.up.part_in(self.b.base, self.vulns[bp.vuln], bp.part):

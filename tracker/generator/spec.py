@@ -19,12 +19,27 @@ class GitForkSpec:
     `style` says how the fork follows upstream: "rebase" (patches replayed on a new base),
     "merge" (upstream merged into the fork branch), or "merging-rebase" (rebased, with each
     rebase tied into history by a marker merge, so old copies of patches stay reachable).
+
+    `topics` > 0: the patches come in on topic branches of that many patches, all started at
+    the same commit and merged into the branch one after the other with ``--no-ff`` (both
+    parents fork commits; messages alternate between "Merge pull request #N" and "Merge
+    branch"); a merging-rebase replays them that way on top of each marker, as ``git rebase
+    -r`` does. 0 writes them straight on the branch.
+
+    `sync_merge` (style "merge") says how upstream comes in: "direct" (``git merge upstream``
+    on the branch: first parent the fork, second upstream), "pull-request" (a sync branch off
+    the fork tip merges upstream as its second parent and is merged into the branch with
+    ``--no-ff``, as getsentry's breakpad and mini_chromium forks do), or "upstream-first" (the
+    fork merged into upstream: first parent upstream, second the fork tip, the tree taking the
+    fork's changes).
     """
 
     slug: str
     name: str
     style: str = "rebase"
     patches: int = 5
+    topics: int = 0
+    sync_merge: str = "direct"
     # The fork's main branch follows upstream main: synced this often, the last sync this long
     # before now (which drives its rebase lag).
     sync_every_days: int = 14
@@ -97,6 +112,8 @@ def standard_forks() -> tuple[tuple[GitForkSpec, ...], tuple[PatchSeriesForkSpec
             name="MergeCo Shell",
             style="merge",
             patches=4,
+            topics=2,
+            sync_merge="pull-request",
             sync_every_days=21,
             last_sync_days_ago=20,
             release_milestones=(-3,),
@@ -108,6 +125,7 @@ def standard_forks() -> tuple[tuple[GitForkSpec, ...], tuple[PatchSeriesForkSpec
             name="Weaver (merging-rebase)",
             style="merging-rebase",
             patches=6,
+            topics=2,
             sync_every_days=7,
             last_sync_days_ago=3,
             release_milestones=(),
@@ -125,6 +143,57 @@ def standard_forks() -> tuple[tuple[GitForkSpec, ...], tuple[PatchSeriesForkSpec
         ),
     )
     return git_forks, series
+
+
+def shape_forks() -> tuple[GitForkSpec, ...]:
+    """Git forks of the history shapes `standard_forks` leaves out, for the patch-set tests:
+    plain ``git merge upstream``, pull-request syncs with the patches straight on the branch
+    (getsentry/mini_chromium's squash merges), topic merges with direct syncs, upstream merged
+    in as the first parent, a merging-rebase without topic merges, and a rebase that keeps its
+    topic merges (``git rebase -r``)."""
+    common = {"sync_every_days": 21, "last_sync_days_ago": 20, "release_last_sync_days_ago": 12}
+    return (
+        GitForkSpec(slug="plainmerge", name="PlainMerge", style="merge", patches=4, **common),
+        GitForkSpec(
+            slug="sentry",
+            name="Sentry",
+            style="merge",
+            patches=3,
+            sync_merge="pull-request",
+            release_milestones=(),
+            backports=False,
+            **common,
+        ),
+        GitForkSpec(
+            slug="topicmerge", name="TopicMerge", style="merge", patches=5, topics=2, **common
+        ),
+        GitForkSpec(
+            slug="flipped",
+            name="Flipped",
+            style="merge",
+            patches=4,
+            sync_merge="upstream-first",
+            release_milestones=(-3,),
+            **common,
+        ),
+        GitForkSpec(
+            slug="linearweave",
+            name="LinearWeave",
+            style="merging-rebase",
+            patches=5,
+            sync_every_days=10,
+            last_sync_days_ago=4,
+        ),
+        GitForkSpec(
+            slug="topicrebase",
+            name="TopicRebase",
+            style="rebase",
+            patches=5,
+            topics=3,
+            release_milestones=(),
+            backports=False,
+        ),
+    )
 
 
 def standard_world(seed: int = 1, now: datetime | None = None, **overrides) -> WorldSpec:

@@ -341,9 +341,10 @@ class World:
                     )
                     entry["patch"] = p.number
                 else:
-                    # Upstream brought the fix onto the followed ref after the fork's base: an
-                    # identical backport is now "already upstream", an adjusted one (same file,
-                    # other content) conflicts with upstream's version on the next rebase.
+                    # Upstream brought the fix onto the followed ref after the fork's base: the
+                    # backport is now "already upstream" (each method leaves a trace that names
+                    # the fix, or the same diff), and an adjusted one (same file, other
+                    # content) also conflicts with upstream's version on the next rebase.
                     vuln = up.vulns[e.vuln]
                     missing_upstream_fix = up.part_in(b.tip_upref(), vuln, e.part) and not (
                         up.part_in(b.base, vuln, e.part)
@@ -354,7 +355,7 @@ class World:
                             "vuln": vuln.cve,
                             "part": e.part,
                             "method": e.method,
-                            "upstreamed": missing_upstream_fix and not adjusted,
+                            "upstreamed": missing_upstream_fix,
                             "conflicts": missing_upstream_fix and adjusted,
                         }
                     )
@@ -370,7 +371,13 @@ class World:
                     "base_position": position,
                     "base_version": up.branch_version(b.base),
                     "last_base_move": _iso(b.base_moves[-1][0]),
+                    # The patch set: what the branch carries on its base (fork-only non-merge
+                    # commits, those since the newest marker for a merging-rebase).
                     "patches": patches,
+                    "conflicting_files": sorted(
+                        {f for p in patches if p["conflicts"] for f in p["files"]}
+                    ),
+                    "markers": [shas[m] for m in b.markers],
                     "history_commit_count": len(b.history),
                     "snapshots": [
                         {
@@ -403,6 +410,8 @@ class World:
             "name": fork.spec.name,
             "kind": "git",
             "style": fork.spec.style,
+            "topics": fork.spec.topics,
+            "sync_merge": fork.spec.sync_merge if fork.spec.style == "merge" else None,
             "path": str(self.out / "forks" / f"{fork.spec.slug}.git"),
             "release_tag_pattern": "refs/tags/v*",
             "owner_email": fork.spec.owner_email,

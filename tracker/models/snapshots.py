@@ -52,8 +52,11 @@ class BranchSnapshot(models.Model):
       ref's tip; *milestones behind*: the tip's MAJOR minus the base's MAJOR.
     - The `_at_tip` figures are the same, measured against upstream as it was when the branch's
       own last commit was made: an abandoned branch has small `_at_tip` lag and large lag now.
-    - *patches*: the fork's own commits on top of the base (first-parent, no merges), so old
-      copies kept reachable by merging-rebase forks are not counted.
+    - *patches*: the fork's own non-merge commits (reachable from the tip, not from upstream),
+      wherever merges brought them in; for a merging-rebase fork only those since the newest
+      marker, so the old copies it keeps reachable are not counted (`tracker.patches`).
+    - *base moved at*: commit time of the oldest commit on the branch's first-parent line that
+      contains the base, whichever parent brought it in (`tracker.lag.base_move_time`).
     """
 
     branch = models.ForeignKey(TrackedBranch, on_delete=models.CASCADE, related_name="snapshots")
