@@ -50,7 +50,7 @@ def _nothing_changed(settings):
         (["--url", "git://example.com/x.git"], "not allowed"),
         (["--url", "https://h.example/x.git", "--branch=-x=refs/heads/main"], "starts with '-'"),
         (["--url", "https://h.example/x.git", "--branch", "main=refs/heads/../../x"], "'..'"),
-        (["--url", "https://h.example/x.git", "--release-tags=--tags"], "starts with '-'"),
+        (["--url", "https://h.example/x.git", "--release-tags=--tags"], "'--tags' is not allowed"),
         (
             ["--url", "https://h.example/x.git", "--kind=patch_series", "--version-file", "../x"],
             "pinned_version_file: path '../x' is not allowed: it leaves the repository",
