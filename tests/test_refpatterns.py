@@ -5,7 +5,7 @@ import re
 import pytest
 
 from tracker.git import UnsafeGitInput
-from tracker.refpatterns import RefPatterns, fetch_sources, parse_ref_list, sample
+from tracker.refpatterns import RefPatterns, RefSelection, fetch_sources, parse_ref_list, sample
 
 GIT_FOR_WINDOWS_TAGS = [
     "refs/tags/v2.45.0",
@@ -131,3 +131,24 @@ def test_sample_names_a_few():
     assert sample([]) == "none"
     assert sample(["a", "b"]) == "a, b"
     assert sample([str(i) for i in range(8)], limit=3) == "0, 1, 2 and 5 more"
+
+
+def test_a_selection_joins_exact_refs_and_pattern_lists_each_with_its_exclusions():
+    selection = RefSelection(
+        exact=("refs/heads/main",),
+        patterns=(
+            RefPatterns.parse("refs/heads/chromium-*, !refs/heads/chromium-old*"),
+            RefPatterns.parse("refs/tags/*"),
+        ),
+        optional=("refs/heads/dev",),
+    )
+    assert selection.matches("refs/heads/main") and selection.matches("refs/heads/dev")
+    assert selection.matches("refs/heads/chromium-6422") and selection.matches("refs/tags/x")
+    assert not selection.matches("refs/heads/chromium-old1")
+    assert not selection.matches("refs/heads/dev2")  # fetched through refs/heads/dev*, dropped
+    assert selection.fetch_sources() == [
+        "refs/heads/chromium-*",
+        "refs/heads/dev*",
+        "refs/heads/main",
+        "refs/tags/*",
+    ]

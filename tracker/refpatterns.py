@@ -153,3 +153,30 @@ def sample(refs: Iterable[str], limit: int = 5) -> str:
         return "none"
     shown = ", ".join(refs[:limit])
     return shown if len(refs) <= limit else f"{shown} and {len(refs) - limit} more"
+
+
+@dataclass(frozen=True)
+class RefSelection:
+    """Every ref one remote's namespace in a mirror should hold: exact refs, and refs that
+    one of several pattern lists selects (each list with its own exclusions)."""
+
+    exact: tuple[str, ...] = ()
+    patterns: tuple[RefPatterns, ...] = ()
+    # Exact refs that may be missing on the remote: fetched through a pattern (the ref
+    # followed by '*'), which git does not fail on when nothing matches.
+    optional: tuple[str, ...] = ()
+
+    def matches(self, ref: str) -> bool:
+        return (
+            ref in self.exact or ref in self.optional or any(p.matches(ref) for p in self.patterns)
+        )
+
+    def fetch_sources(self) -> list[str]:
+        """Refspec sources for all of it (see `RefPatterns.fetch_sources`)."""
+        return fetch_sources(
+            [
+                *self.exact,
+                *(f"{ref}*" for ref in self.optional),
+                *(p for patterns in self.patterns for p in patterns.include),
+            ]
+        )

@@ -13,8 +13,17 @@ from tracker.forksecurity import update_fork_security
 from tracker.git import GitError
 from tracker.health import measure_branch, previous_patch_set, record_snapshot
 from tracker.lag import PositionLookup, VersionTags, rev_parse
-from tracker.mirrors import Mirror, ensure_mirror, fetch_fork, fetch_upstream, list_refs
+from tracker.mirrors import (
+    UPSTREAM_NAMESPACE,
+    Mirror,
+    ensure_mirror,
+    fetch_fork,
+    fetch_upstream,
+    list_refs,
+    upstream_selection,
+)
 from tracker.models import BranchSnapshot, Fork, ForkKind, Upstream, UpstreamCommit
+from tracker.refpatterns import RefPatterns
 from tracker.secrets import CredentialsError
 
 logger = logging.getLogger(__name__)
@@ -26,13 +35,19 @@ def _record_error(obj, exc: Exception) -> None:
 
 
 def upstream_refs(upstream: Upstream, mirror: Mirror) -> list[tuple[str, str]]:
-    """(upstream ref, mirror ref) for main and every release branch, main first."""
-    refs = [(upstream.main_ref, Mirror.upstream_ref(upstream.main_ref))]
-    prefix = "refs/upstream/" + upstream.release_branch_pattern.removeprefix("refs/")
-    prefix = prefix.rsplit("*", 1)[0]
-    for local in sorted(list_refs(mirror, prefix)):
-        refs.append(("refs/" + local.removeprefix("refs/upstream/"), local))
-    return refs
+    """(upstream ref, mirror ref) for main, then every release branch (those the release
+    branch patterns select), then the other refs tracked branches follow; main first."""
+    patterns = RefPatterns.parse(upstream.release_branch_pattern)
+    wanted = upstream_selection(upstream)
+    found: set[str] = set()
+    for prefix in patterns.listing_prefixes():
+        found.update(
+            "refs/" + local.removeprefix(UPSTREAM_NAMESPACE)
+            for local in list_refs(mirror, UPSTREAM_NAMESPACE + prefix.removeprefix("refs/"))
+        )
+    release = patterns.select(found - {upstream.main_ref})
+    followed = [ref for ref in wanted.optional if ref not in release]
+    return [(ref, Mirror.upstream_ref(ref)) for ref in [upstream.main_ref, *release, *followed]]
 
 
 def sync_upstream(upstream: Upstream, *, now: datetime, ingest: bool = True) -> Mirror:
