@@ -412,6 +412,58 @@ def test_one_fork_branch_follows_several_upstream_refs(tool, capsys):
 
 
 @pytest.mark.django_db
+def test_a_tracked_branch_is_removed_with_its_mirror_refs(
+    tool, admin_user, client, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    from tracker.mirrors import Mirror, list_refs
+    from tracker.sync import sync_fork
+
+    _add_fork(
+        tool,
+        "--branch=main=refs/heads/master",
+        "--branch=maint=refs/heads/maint",
+        "--branch=refs/heads/main=refs/heads/master",
+    )
+    fork = Fork.objects.get(slug="tool-win")
+    mirror = fetch_upstream(fork.upstream)
+    sync_fork(fork, now=fork.created_at, fetch_upstream_first=False)
+    refs = list_refs(mirror, "refs/forks/")
+    assert {Mirror.fork_ref(fork, "main"), Mirror.fork_ref(fork, "maint")} <= set(refs)
+
+    # The command keeps a branch with a lag history unless told.
+    with pytest.raises(CommandError, match=r"has 1 snapshots .* run again with --yes"):
+        call_command("remove_branch", "tool-win", "maint")
+    with pytest.raises(CommandError, match=r"tracks no branch 'nope' \(it tracks: main, maint"):
+        call_command("remove_branch", "tool-win", "nope")
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("remove_branch", "tool-win", "maint", "--yes")
+    assert list(fork.branches.values_list("name", flat=True)) == ["main", "refs/heads/main"]
+    assert Mirror.fork_ref(fork, "maint") not in list_refs(mirror, "refs/forks/")
+
+    # The API.
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    assert api.delete("/api/forks/tool-win/branches/nope/").status_code == 404
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.delete("/api/forks/tool-win/branches/refs/heads/main/")
+    assert response.status_code == 204
+    assert list(fork.branches.values_list("name", flat=True)) == ["main"]
+
+    # The admin: a confirmation page that lists the snapshots, then the deletion.
+    client.force_login(admin_user)
+    main = fork.branches.get()
+    url = reverse("admin:tracker_trackedbranch_delete", args=[main.pk])
+    page = client.get(url).content.decode()
+    assert "Branch snapshots: 1" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url, {"post": "yes"}).status_code == 302
+    assert not fork.branches.exists()
+    assert not list_refs(mirror, "refs/forks/tool-win/heads/")
+
+
+@pytest.mark.django_db
 def test_the_api_and_the_admin_check_the_remotes_too(tool, admin_user, client):
     from rest_framework.test import APIClient
 

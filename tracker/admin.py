@@ -1,6 +1,7 @@
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db import transaction
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils import timezone
@@ -102,9 +103,14 @@ class TrackedBranchFormSet(BaseInlineFormSet):
 
 
 class TrackedBranchInline(admin.TabularInline):
+    """Branches are added and edited here; removing one (its lag history goes with it) is on
+    its own page, which lists what would be deleted before asking."""
+
     model = TrackedBranch
     formset = TrackedBranchFormSet
     extra = 1
+    can_delete = False
+    show_change_link = True
 
 
 def _report(request, obj) -> None:
@@ -150,6 +156,16 @@ class ForkAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         _report(request, form.instance)
 
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        transaction.on_commit(lambda: registry.drop_fork_refs(obj))
+
+    def delete_queryset(self, request, queryset):
+        forks = list(queryset.select_related("upstream"))
+        super().delete_queryset(request, queryset)
+        for fork in forks:
+            transaction.on_commit(lambda fork=fork: registry.drop_fork_refs(fork))
+
     @admin.action(description="Give the selected forks new alert feed URLs (old ones stop)")
     def rotate_feed_token(self, request, queryset):
         for fork in queryset:
@@ -163,6 +179,29 @@ class ForkAdmin(admin.ModelAdmin):
         return settings.SITE_URL.rstrip("/") + reverse(
             "alert-feed", args=[obj.slug, obj.alert_feed_token]
         )
+
+
+@admin.register(TrackedBranch)
+class TrackedBranchAdmin(admin.ModelAdmin):
+    """A tracked branch, to read and to remove: removing it deletes its snapshots (the lag
+    history) and fix statuses, which the confirmation page lists, and its mirror refs.
+    Branches are added and edited on their fork's page, where the remotes are checked."""
+
+    list_display = ["fork", "name", "upstream_ref", "also_follows", "created_at"]
+    list_filter = ["fork"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        registry.remove_branch(obj.fork, obj.name)
+
+    def delete_queryset(self, request, queryset):
+        for branch in queryset.select_related("fork__upstream"):
+            registry.remove_branch(branch.fork, branch.name)
 
 
 @admin.register(ForkRelease)

@@ -3,8 +3,8 @@ browsable in Swagger UI at /api/docs/).
 
 Reads need a logged-in session or a token (``Authorization: Token <key>``); changes need a
 staff user. Registering a fork goes through tracker.registry, so URLs and refs are checked
-(against the remotes too, unless ``"check": false``) and credentials split off exactly as
-in the add_fork command.
+(against the remotes too, unless ``"check": false``), credentials split off and branches
+removed exactly as in the add_fork and remove_branch commands.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from tracker.models import (
     Vulnerability,
 )
 from tracker.refpatterns import split_list
-from tracker.registry import register_fork
+from tracker.registry import register_fork, remove_branch
 
 
 class StaffWrites(permissions.BasePermission):
@@ -217,6 +217,21 @@ class ForkViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = ForkSerializer
     lookup_field = "slug"
     permission_classes = [StaffWrites]
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"branches/(?P<branch>.+)")
+    def branch(self, request, slug=None, branch=None):
+        """Stop tracking a fork branch (DELETE /api/forks/<slug>/branches/<name>/): its
+        snapshots (the lag history) and fix statuses are deleted with it and its refs leave
+        the mirror, as with the remove_branch command."""
+        fork = self.get_object()
+        if not fork.branches.filter(name=branch).exists():
+            return Response(
+                {"detail": f"fork {fork.slug} tracks no branch {branch!r}"},
+                status=status.HTTP_404_NOT_FOUND,
+            )
+        remove_branch(fork, branch)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={202: None})
     @action(detail=True, methods=["post"])

@@ -199,3 +199,39 @@ def check_fork(
         )
         check.findings.append(Finding("release tags", fork.release_tag_pattern, own, note))
     return check
+
+
+@transaction.atomic
+def remove_branch(fork: Fork, name: str) -> tuple[TrackedBranch, int]:
+    """Stop tracking fork branch `name`: its row goes with its snapshots, fix statuses and
+    alert settings (releases on it keep their data and lose the link), and once the
+    transaction commits its refs leave the mirror. Returns the removed branch (unsaved) and
+    how many snapshots went. Raises TrackedBranch.DoesNotExist."""
+    branch = TrackedBranch.objects.select_for_update().get(fork=fork, name=name)
+    snapshots = branch.snapshots.count()
+    branch.delete()
+    transaction.on_commit(lambda: drop_branch_refs(fork, [name]))
+    return branch, snapshots
+
+
+def drop_branch_refs(fork: Fork, names: Sequence[str]) -> None:
+    """Delete the mirror refs of fork branches `names` (``git update-ref -d`` through the git
+    gate). A sync running meanwhile may fetch them once more; its next one drops them
+    (tracker.mirrors.drop_unselected)."""
+    from tracker.mirrors import Mirror, delete_refs, mirror_path
+
+    path = mirror_path(fork.upstream)
+    if not (path / "HEAD").exists():
+        return
+    delete_refs(Mirror(path), [Mirror.fork_ref(fork, name) for name in names])
+
+
+def drop_fork_refs(fork: Fork) -> None:
+    """Delete every mirror ref of a fork that is no longer registered."""
+    from tracker.mirrors import Mirror, delete_refs, fork_namespace, list_refs, mirror_path
+
+    path = mirror_path(fork.upstream)
+    if not (path / "HEAD").exists():
+        return
+    mirror = Mirror(path)
+    delete_refs(mirror, list(list_refs(mirror, fork_namespace(fork))))
