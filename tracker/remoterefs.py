@@ -35,7 +35,9 @@ def ls_remote(remote: RemoteURL, *, timeout: float | None = None) -> dict[str, s
             timeout=settings.GIT_CHECK_TIMEOUT if timeout is None else timeout,
         ).text
     except GitError as exc:
-        reason = (exc.stderr.strip().splitlines() or [str(exc)])[-1]
+        lines = [line.strip() for line in exc.stderr.splitlines() if line.strip()]
+        reason = next((line for line in lines if line.startswith("fatal:")), None)
+        reason = reason or (lines[-1] if lines else str(exc))
         raise RemoteUnreachable(
             f"cannot list the refs of {redact(remote.url)}: {reason.removeprefix('fatal: ')} "
             "(check the URL, the credentials and the network; to register without this "

@@ -7,12 +7,13 @@ re-raise failures, so a command can exit non-zero and a task can decide whether 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from tracker.forksecurity import update_fork_security
-from tracker.git import GitError
+from tracker.git import GitError, check_sha
 from tracker.health import measure_branch, previous_patch_set, record_snapshot
-from tracker.lag import PositionLookup, VersionTags, rev_parse
+from tracker.lag import PositionLookup, VersionTags, count, rev_parse
 from tracker.mirrors import (
     UPSTREAM_NAMESPACE,
     Mirror,
@@ -25,6 +26,7 @@ from tracker.mirrors import (
 from tracker.models import BranchSnapshot, Fork, ForkKind, Upstream, UpstreamCommit
 from tracker.refpatterns import RefPatterns
 from tracker.secrets import CredentialsError
+from tracker.versionschemes import scheme_for
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +83,13 @@ def position_lookup(upstream: Upstream) -> PositionLookup:
 
 
 def snapshot_fork(fork: Fork, mirror: Mirror, *, now: datetime) -> list[BranchSnapshot]:
-    """Fetch the fork into the mirror and store a snapshot of every tracked git branch."""
+    """Fetch the fork into the mirror and store a snapshot of every tracked git branch:
+    measured against the primary upstream ref it follows, in the upstream's version scheme
+    (tracker.versionschemes), with the commits it lacks of each other ref it follows."""
     fetch_fork(fork, mirror)
     tags = VersionTags.read(mirror.path)
     lookup = position_lookup(fork.upstream)
+    scheme = scheme_for(fork.upstream)
     snapshots = []
     for branch in fork.branches.all():
         tip = rev_parse(mirror.path, Mirror.fork_ref(fork, branch.name))
@@ -100,8 +105,25 @@ def snapshot_fork(fork: Fork, mirror: Mirror, *, now: datetime) -> list[BranchSn
             tags=tags,
             commit_time_at=lookup,
         )
-        snapshots.append(record_snapshot(branch, health))
+        snapshot = record_snapshot(branch, scheme.revise(mirror.path, health))
+        if branch.other_refs:
+            snapshot.other_refs_behind = other_refs_behind(mirror, tip, branch.other_refs)
+            snapshot.save(update_fields=["other_refs_behind"])
+        snapshots.append(snapshot)
     return snapshots
+
+
+def other_refs_behind(mirror: Mirror, tip: str, refs: Sequence[str]) -> dict[str, int | None]:
+    """Upstream ref -> commits of it that `tip` lacks (None for a ref the mirror lacks)."""
+    behind: dict[str, int | None] = {}
+    for ref in refs:
+        try:
+            other = rev_parse(mirror.path, Mirror.upstream_ref(ref))
+        except GitError:
+            behind[ref] = None
+            continue
+        behind[ref] = count(mirror.path, check_sha(other), f"^{check_sha(tip)}")
+    return behind
 
 
 def sync_fork(

@@ -265,5 +265,10 @@ def branch_detail(request: HttpRequest, slug: str, branch: str) -> HttpResponse:
         "patches": [p for p in patches if p.change != PatchChange.DROPPED],
         "dropped": [p for p in patches if p.change == PatchChange.DROPPED],
         "history": history,
+        # The other upstream refs it follows, with the commits of each it lacks.
+        "also_follows": [
+            (ref, (latest.other_refs_behind if latest else {}).get(ref))
+            for ref in tracked.other_refs
+        ],
     }
     return render(request, "tracker/branch.html", ctx)

@@ -67,7 +67,8 @@ from tracker.models import (
     UpstreamRelease,
     Vulnerability,
 )
-from tracker.versions import ChromiumVersion, parse_version, version_columns
+from tracker.versions import ChromiumVersion, TagVersion, parse_version, version_columns
+from tracker.versionschemes import TagScheme, scheme_for
 
 logger = logging.getLogger(__name__)
 
@@ -230,14 +231,22 @@ def compute_bases(fork: Fork, mirror: Mirror) -> int:
                 release.branch.upstream_ref if release.branch else upstream.main_ref
             )
             release.base_sha = best[0] if best else ""
-        texts = gitread.read_files(
-            mirror,
-            [f"{r.base_sha}:{upstream.version_file}" for r in pending if r.base_sha],
-        )
-        versions = iter(texts)
-        for release in pending:
-            text = next(versions) if release.base_sha else None
-            _set_version(release, "base", version_from_text(text))
+        scheme = scheme_for(upstream)
+        if isinstance(scheme, TagScheme):
+            for release in pending:
+                version = (
+                    scheme.version_at(mirror.path, release.base_sha) if release.base_sha else None
+                )
+                _set_version(release, "base", version)
+        else:
+            texts = gitread.read_files(
+                mirror,
+                [f"{r.base_sha}:{upstream.version_file}" for r in pending if r.base_sha],
+            )
+            versions = iter(texts)
+            for release in pending:
+                text = next(versions) if release.base_sha else None
+                _set_version(release, "base", version_from_text(text))
     commits = base_commits(upstream, [r.base_sha for r in pending])
     points = branch_points(upstream)
     for release in pending:
@@ -251,7 +260,7 @@ def compute_bases(fork: Fork, mirror: Mirror) -> int:
     return len(pending)
 
 
-def _set_version(obj, prefix: str, version: ChromiumVersion | None) -> None:
+def _set_version(obj, prefix: str, version: ChromiumVersion | TagVersion | None) -> None:
     for column, value in version_columns(version, prefix=f"{prefix}_").items():
         setattr(obj, column, value)
 

@@ -73,5 +73,15 @@ class Migration(migrations.Migration):
             name='tag_pattern',
             field=models.CharField(default='refs/tags/*', help_text='Tags to fetch, as ref patterns (e.g. refs/tags/v*, !refs/tags/*-rc*). Chromium scheme: those named MAJOR.MINOR.BUILD.PATCH are versions; tags scheme: every tag selected is a release.', max_length=500, validators=[tracker.models.repos.validate_ref_pattern]),
         ),
+        migrations.AlterField(
+            model_name='branchsnapshot',
+            name='base_version',
+            field=models.CharField(blank=True, default='', max_length=100),
+        ),
+        migrations.AlterField(
+            model_name='forkrelease',
+            name='base_version',
+            field=models.CharField(blank=True, default='', max_length=100),
+        ),
         migrations.RunPython(no_figures_without_a_version, migrations.RunPython.noop),
     ]

@@ -8,7 +8,9 @@ Terms:
 - *upstream base*: the upstream commit the release is built on. Git fork: the merge-base of
   the release commit with the upstream ref its branch follows; patch-series fork: the commit
   of the upstream version tag named by the pinned version file. *Base version*: the
-  ``chrome/VERSION`` at the base (the pinned version for a patch-series fork).
+  ``chrome/VERSION`` at the base (the pinned version for a patch-series fork); for an
+  upstream versioned by its tags, the newest release tag the base contains
+  (tracker.versionschemes), without the four integer columns.
 - *security patch level*: the newest upstream Stable version V such that the release carries
   every fix listed by the bulletins of V and of every lower Stable version (Android's
   cumulative meaning: "patched up to V").
@@ -83,7 +85,7 @@ class ForkRelease(models.Model):
     base_position_ref = models.CharField(max_length=200, blank=True, default="")
     base_position = models.IntegerField(null=True, blank=True)
     base_branch_point = models.IntegerField(null=True, blank=True)
-    base_version = models.CharField(max_length=40, blank=True, default="")
+    base_version = models.CharField(max_length=100, blank=True, default="")
     base_major = models.IntegerField(null=True, blank=True)
     base_minor = models.IntegerField(null=True, blank=True)
     base_build = models.IntegerField(null=True, blank=True)

@@ -71,7 +71,7 @@ class BranchSnapshot(models.Model):
     base_sha = models.CharField(max_length=40, blank=True, default="")
     base_position_ref = models.CharField(max_length=200, blank=True, default="")
     base_position = models.IntegerField(null=True, blank=True)
-    base_version = models.CharField(max_length=40, blank=True, default="")
+    base_version = models.CharField(max_length=100, blank=True, default="")
     base_major = models.IntegerField(null=True, blank=True)
     base_minor = models.IntegerField(null=True, blank=True)
     base_build = models.IntegerField(null=True, blank=True)
