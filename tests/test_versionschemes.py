@@ -97,3 +97,20 @@ def test_the_scheme_reads_release_tags_by_ancestry(synced, settings):
     assert ones.versions_between(mirror.path, up["master"][2], up["master"][9]) == 1
     assert scheme.versions_between(mirror.path, up["master"][2], up["master"][9]) == 2
     assert isinstance(scheme_for(type("U", (), {"version_scheme": "chromium"})), ChromiumScheme)
+
+
+@pytest.mark.django_db
+def test_chrome_rules_stay_silent_for_an_upstream_without_chromium_versions(synced):
+    from datetime import timedelta
+
+    from tracker.alerts.lifecycle import evaluate_alerts
+    from tracker.models import Alert
+
+    _world, fork = synced
+    evaluate_alerts(fork.created_at + timedelta(hours=1))
+    alerts = {a.kind: a for a in Alert.objects.filter(fork=fork)}
+    # Releases based on tags from January would be "too old for key pinning", and the maint
+    # release branch's "milestone" unsupported, were the upstream Chromium.
+    assert "base_too_old" not in alerts and "milestone_unsupported" not in alerts
+    lag = alerts["rebase_lag"]
+    assert "milestone" not in lag.summary and lag.summary.endswith("(limit 7 days)")
