@@ -139,10 +139,14 @@ class FixStatusQuerySet(models.QuerySet):
             | models.Q(vulnerability_id__in=vuln_ids, branch__isnull=False)
         )
 
+    def of_newest_release(self):
+        """The statuses of each fork's newest release (the metrics: which forks have any)."""
+        return self.filter(release=_newest_release_of("fork"))
+
     def open_in_newest_release(self):
         """The open statuses of each fork's newest release: the metrics' open fixes and the
         security snapshots behind the overview and the fork page's chart."""
-        return self.filter(status=FixState.OPEN, release=_newest_release_of("fork"))
+        return self.of_newest_release().filter(status=FixState.OPEN)
 
     def counted_open(self, fork: Fork, newest: ForkRelease | None):
         """The open statuses a fork's security figures count: those of `newest`, its newest
