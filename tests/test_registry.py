@@ -508,3 +508,34 @@ def test_the_api_and_the_admin_check_the_remotes_too(tool, admin_user, client):
     assert Fork.objects.filter(slug="tool-win").exists()
     shown = [str(m) for m in response.context["messages"]]
     assert any(m.startswith("release tags refs/tags/v*.windows.*: 3 refs") for m in shown), shown
+
+
+@pytest.mark.django_db
+def test_the_upstream_admin_checks_the_main_ref(settings, tmp_path, admin_user, client):
+    from tests.helpers import build_tag_world
+
+    world = build_tag_world(tmp_path / "world")
+    settings.GIT_LOCAL_ROOTS = [tmp_path / "world"]
+    client.force_login(admin_user)
+    data = {
+        "slug": "tool",
+        "name": "Tool",
+        "git_url": world["upstream"]["path"],
+        "main_ref": "refs/heads/main",
+        "release_branch_pattern": "refs/heads/release-*",
+        "tag_pattern": "refs/tags/v*, !refs/tags/*-rc*",
+        "version_scheme": "tags",
+        "version_file": "chrome/VERSION",
+    }
+    response = client.post(reverse("admin:tracker_upstream_add"), data)
+    assert response.status_code == 200
+    assert "refs/heads/main is not on" in response.content.decode()
+    assert not Upstream.objects.exists()
+    response = client.post(
+        reverse("admin:tracker_upstream_add"),
+        {**data, "main_ref": "refs/heads/master"},
+        follow=True,
+    )
+    assert Upstream.objects.get().version_scheme == "tags"
+    shown = " ".join(str(m) for m in response.context["messages"])
+    assert "tags refs/tags/v*, !refs/tags/*-rc*: 5 refs" in shown

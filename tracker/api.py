@@ -32,6 +32,7 @@ from tracker.models import (
 )
 from tracker.refpatterns import split_list
 from tracker.registry import register_fork, remove_branch
+from tracker.secrets import CredentialsError
 
 
 class StaffWrites(permissions.BasePermission):
@@ -134,7 +135,7 @@ class ForkSerializer(serializers.ModelSerializer):
                 check=validated.pop("check", True),
                 **validated,
             )
-        except GitError as exc:  # a refused URL, or a remote the check cannot reach
+        except (GitError, CredentialsError) as exc:  # a refused URL, a remote out of reach
             raise serializers.ValidationError({"git_url": [str(exc)]}) from None
         except DjangoValidationError as exc:
             raise serializers.ValidationError(

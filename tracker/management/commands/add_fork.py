@@ -6,6 +6,7 @@ from tracker.management.base import TrackerCommand
 from tracker.management.commands.add_upstream import _message, report_check
 from tracker.models import ForkKind, Upstream
 from tracker.registry import register_fork
+from tracker.secrets import CredentialsError
 
 
 class Command(TrackerCommand):
@@ -82,7 +83,7 @@ class Command(TrackerCommand):
                 pinned_version_file=o["version_file"],
                 patches_dir=o["patches_dir"],
             )
-        except (GitError, ValidationError) as exc:
+        except (GitError, CredentialsError, ValidationError) as exc:
             raise CommandError(_message(exc)) from None
         tracked = list(fork.branches.values_list("name", flat=True))
         count = f"{len(tracked)} branch{'' if len(tracked) == 1 else 'es'}"
