@@ -25,6 +25,7 @@ from tracker.models import Fork, ForkKind, TrackedBranch, Upstream, VersionSchem
 from tracker.refpatterns import split_list
 from tracker.remoterefs import Finding, RemoteCheck, ls_remote, missing_ref, select
 from tracker.secrets import encrypt_credentials
+from tracker.versions import VersionParseError, parse_version
 
 # A tracked branch as given: (fork branch, upstream refs it follows), the refs as a list or a
 # comma- or space-separated string, the first the primary.
@@ -77,8 +78,6 @@ def check_upstream(upstream: Upstream, refs: dict[str, str]) -> RemoteCheck:
     tags = select(refs, upstream.tag_pattern)
     note = ""
     if upstream.version_scheme == VersionScheme.CHROMIUM:
-        from tracker.versions import VersionParseError, parse_version
-
         versions = 0
         for tag in tags:
             try:
