@@ -52,6 +52,8 @@ MIRROR_DIR = DATA_DIR / "mirrors"
 GIT_LOCAL_ROOTS = [Path(p).resolve() for p in env_list("GIT_LOCAL_ROOTS", [str(DATA_DIR)])]
 # Seconds one git command may run before it is killed; a first clone of Chromium takes long.
 GIT_TIMEOUT = env_int("GIT_TIMEOUT", 3600, minimum=1)
+# Seconds registration's `git ls-remote` of a fork or upstream may take: a person waits for it.
+GIT_CHECK_TIMEOUT = env_int("GIT_CHECK_TIMEOUT", 60, minimum=1)
 # Partial clone filter for upstream mirrors ("blob:none", "tree:0", or empty for a full clone).
 GIT_CLONE_FILTER = env_str("GIT_CLONE_FILTER", "blob:none")
 

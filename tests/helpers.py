@@ -101,3 +101,110 @@ def concrete_url(route: str, values: Mapping[str, str]) -> str:
     route = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values.get(m.group(1), "1"), route)
     route = route.replace("^", "").replace("$", "").replace("\\Z", "").replace("\\", "")
     return "/" + route.replace("/?", "/")
+
+
+# --- a small non-Chromium world: an upstream versioned by vX.Y.Z tags and a fork of it -------
+
+_IDENTITY = {"GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.com"}
+_IDENTITY |= {"GIT_COMMITTER_NAME": "Dev", "GIT_COMMITTER_EMAIL": "dev@example.com"}
+TAG_WORLD_START = 1_767_225_600  # 2026-01-01 00:00 UTC
+_DAY = 86400
+
+
+class _Builder:
+    """Commits, branches and annotated tags written straight into a bare repository."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self.files: dict[str, dict[str, str]] = {}  # commit -> its files
+
+    def commit(self, message: str, parent: str | None, day: int, **changes: str) -> str:
+        files = {**(self.files[parent] if parent else {}), **changes}
+        entries = []
+        for path, text in sorted(files.items()):
+            blob = run_git(["hash-object", "-w", "--stdin"], git_dir=self.repo, input=text.encode())
+            entries.append(f"100644 blob {blob.text.strip()}\t{path}\n")
+        tree = run_git(["mktree"], git_dir=self.repo, input="".join(entries).encode()).text.strip()
+        when = f"{TAG_WORLD_START + day * _DAY} +0000"
+        env = {**_IDENTITY, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when}
+        args = ["commit-tree", tree, *(["-p", parent] if parent else []), "-m", message]
+        sha = run_git(args, git_dir=self.repo, env=env).text.strip()
+        self.files[sha] = files
+        return sha
+
+    def ref(self, name: str, sha: str) -> None:
+        git(self.repo, "update-ref", name, sha)
+
+    def tag(self, name: str, sha: str, day: int) -> None:
+        when = f"{TAG_WORLD_START + day * _DAY} +0000"
+        env = {**_IDENTITY, "GIT_COMMITTER_DATE": when}
+        run_git(["tag", "-a", "-m", name, name, sha], git_dir=self.repo, env=env)
+
+
+def build_tag_world(root: Path) -> dict:
+    """An upstream "tool" versioned by its tags, as git is, and a fork "tool-win" that, as git
+    for Windows does, carries every upstream tag beside its own ``v*.windows.*`` ones.
+
+    Upstream ``master`` is u1..u10 (a day apart), tagged v1.0.0 (u1), v1.1.0 (u3), v1.2.0
+    (u5), v2.0.0-rc1 (u7) and v2.0.0 (u9); ``maint`` is u3 + m1 (v1.1.1); ``release-2.0``
+    is u9 + r1. The fork's ``main`` is u3 + f1 (tagged v1.1.0-rc1.windows.1) + f2
+    (v1.1.0.windows.1); its ``maint`` is m1 + g1 (v1.1.1.windows.1); it also tags upstream's
+    own u3 as v1.1.0.windows.0, which is no fork release (upstream's commit).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    up_path, fork_path = root / "tool.git", root / "tool-win.git"
+    for path in (up_path, fork_path):
+        run_git(["init", "--quiet", "--bare", str(path)])
+        git(path, "symbolic-ref", "HEAD", "refs/heads/master")
+    up = _Builder(up_path)
+    u: list[str] = []
+    for i in range(1, 11):
+        u.append(up.commit(f"upstream {i}", u[-1] if u else None, i, **{"core.c": f"core {i}\n"}))
+    tags = {"v1.0.0": 1, "v1.1.0": 3, "v1.2.0": 5, "v2.0.0-rc1": 7, "v2.0.0": 9}
+    for name, n in tags.items():
+        up.tag(name, u[n - 1], n)
+    m1 = up.commit("maint fix", u[2], 4, **{"core.c": "core 3 fixed\n"})
+    up.tag("v1.1.1", m1, 4)
+    r1 = up.commit("release 2.0 fix", u[8], 10, **{"core.c": "core 9 fixed\n"})
+    up.ref("refs/heads/master", u[-1])
+    up.ref("refs/heads/maint", m1)
+    up.ref("refs/heads/release-2.0", r1)
+
+    git(
+        fork_path,
+        "fetch",
+        "--quiet",
+        str(up_path),
+        "+refs/heads/*:refs/heads/*",
+        "+refs/tags/*:refs/tags/*",
+    )
+    fork = _Builder(fork_path)
+    fork.files.update(up.files)
+    f1 = fork.commit("windows: support drive letters", u[2], 5, **{"win.c": "drives\n"})
+    f2 = fork.commit("windows: long paths", f1, 6, **{"win.c": "drives\nlong paths\n"})
+    g1 = fork.commit("windows: support drive letters (maint)", m1, 6, **{"win.c": "drives\n"})
+    fork.ref("refs/heads/main", f2)
+    fork.ref("refs/heads/maint", g1)
+    git(fork_path, "symbolic-ref", "HEAD", "refs/heads/main")
+    git(fork_path, "update-ref", "-d", "refs/heads/master")
+    git(fork_path, "update-ref", "-d", "refs/heads/release-2.0")
+    fork.tag("v1.1.0-rc1.windows.1", f1, 5)
+    fork.tag("v1.1.0.windows.1", f2, 6)
+    fork.tag("v1.1.1.windows.1", g1, 7)
+    fork.tag("v1.1.0.windows.0", u[2], 4)
+    return {
+        "path": str(root),
+        "upstream": {
+            "path": str(up_path),
+            "master": u,
+            "maint": m1,
+            "release": r1,
+            "tags": {**{name: u[n - 1] for name, n in tags.items()}, "v1.1.1": m1},
+        },
+        "fork": {
+            "path": str(fork_path),
+            "main": [f1, f2],
+            "maint": g1,
+            "own_tags": ["v1.1.0-rc1.windows.1", "v1.1.0.windows.1", "v1.1.1.windows.1"],
+        },
+    }

@@ -24,7 +24,9 @@ def world(tmp_path_factory):
 @pytest.fixture
 def upstream(db, world, settings):
     settings.GIT_LOCAL_ROOTS = [Path(world["path"])]
-    return Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    return Upstream.objects.create(
+        slug="chromium", name="Chromium", git_url=world["upstream"]["path"]
+    )
 
 
 def _client(user=None, token=False):
@@ -70,7 +72,11 @@ def test_only_staff_register_forks(upstream, world, django_user_model, admin_use
     assert response.status_code == 201, response.json()
     assert TrackedBranch.objects.get(fork__slug="acme").upstream_ref == "refs/heads/main"
     listed = _client(reader).get("/api/forks/acme/").json()
-    assert listed["branches"] == [{"name": "main", "upstream_ref": "refs/heads/main"}]
+    assert listed["branches"] == [
+        {"name": "main", "upstream_ref": "refs/heads/main", "also_follows": ""}
+    ]
+    assert "remote_check" not in listed and "check" not in listed
+    assert "release tags refs/tags/v*: " in " ".join(response.json()["remote_check"])
 
 
 @pytest.mark.django_db
@@ -111,7 +117,9 @@ def test_a_pinned_version_file_outside_the_repository_is_refused_saying_why(
 
 @pytest.mark.django_db
 def test_credentials_in_the_url_are_split_off_and_never_returned(upstream, world, admin_user):
-    payload = _fork_payload(world, git_url="https://bot:s3cret-tok@git.example.com/acme.git")
+    payload = _fork_payload(
+        world, git_url="https://bot:s3cret-tok@git.example.com/acme.git", check=False
+    )
     response = _client(admin_user).post("/api/forks/", payload, format="json")
     assert response.status_code == 201
     assert "s3cret" not in response.content.decode()

@@ -460,3 +460,43 @@ def test_a_fork_without_releases_counts_the_fixes_open_on_any_branch_tip():
     assert snapshot.release_tag == ""
     assert (snapshot.open_critical, snapshot.open_high, snapshot.open_low) == (0, 1, 1)
     assert snapshot.oldest_open_days == 30.0
+
+
+@pytest.mark.django_db
+def test_upstreams_own_tags_are_no_fork_releases_and_a_narrower_pattern_removes_releases(
+    settings, tmp_path
+):
+    from tests.helpers import build_tag_world
+    from tracker.mirrors import fetch_fork, fetch_upstream
+    from tracker.registry import register_fork, register_upstream
+
+    world = build_tag_world(tmp_path / "world")
+    settings.GIT_LOCAL_ROOTS = [tmp_path / "world"]
+    settings.MIRROR_DIR = tmp_path / "mirrors"
+    upstream = register_upstream(
+        "tool", "Tool", world["upstream"]["path"], main_ref="refs/heads/master"
+    )
+    fork = register_fork(
+        upstream,
+        "tool-win",
+        "Tool for Windows",
+        world["fork"]["path"],
+        branches=[("main", "refs/heads/master"), ("maint", "refs/heads/maint")],
+        release_tag_pattern="refs/tags/v*",  # the fork's tags and upstream's alike
+    )
+    mirror = fetch_upstream(upstream)
+    fetch_fork(fork, mirror)
+    now = fork.created_at
+    update_fork_security(fork, mirror, now)
+    # 10 tags match; upstream's 6 (same commits) and v1.1.0.windows.0, on upstream's own
+    # commit, are not the fork's releases.
+    releases = set(ForkRelease.objects.filter(fork=fork).values_list("tag", flat=True))
+    assert releases == set(world["fork"]["own_tags"])
+
+    hand = ForkRelease.objects.create(fork=fork, tag="v1.0.0", source="manual")
+    fork.release_tag_pattern = "refs/tags/v*.windows.*, !refs/tags/*-rc*"
+    fork.save()
+    fetch_fork(fork, mirror)
+    update_fork_security(fork, mirror, now + timedelta(hours=1))
+    releases = set(ForkRelease.objects.filter(fork=fork).values_list("tag", flat=True))
+    assert releases == {"v1.1.0.windows.1", "v1.1.1.windows.1", hand.tag}

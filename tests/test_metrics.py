@@ -82,6 +82,27 @@ def test_open_fixes_by_severity_in_each_forks_newest_release(staff_client):
                 status=status,
                 computed_at=now,
             )
+    other = Fork.objects.create(upstream=upstream, slug="other", name="Other", git_url="/z")
+    ForkRelease.objects.create(fork=other, tag="v1", source="tag", tagged_at=now)  # no statuses
     text = staff_client.get(reverse("metrics")).content.decode()
     assert 'forkhealth_fork_open_fixes{fork="acme",severity="high"} 1.0' in text
     assert 'forkhealth_fork_open_fixes{fork="acme",severity="critical"} 1.0' in text
+    # Computed and none open is 0; not computed (or no vulnerability data) is no sample.
+    assert 'forkhealth_fork_open_fixes{fork="acme",severity="low"} 0.0' in text
+    assert 'fork="other"' not in text
+
+
+@pytest.mark.django_db
+def test_no_milestones_sample_without_a_version(staff_client):
+    from tests.test_views import _fork_with_snapshot
+    from tracker.models import BranchSnapshot
+
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    fork = _fork_with_snapshot(upstream, 1)
+    BranchSnapshot.objects.filter(branch__fork=fork, branch__name="main").update(
+        base_version="", milestones_behind=None, versions_behind=None
+    )
+    text = staff_client.get(reverse("metrics")).content.decode()
+    assert 'forkhealth_branch_milestones_behind{branch="release/125",fork="f1"} 2.0' in text
+    assert 'forkhealth_branch_milestones_behind{branch="main"' not in text
+    assert 'forkhealth_branch_commits_behind{branch="main",fork="f1"} 201.0' in text

@@ -120,3 +120,93 @@ def test_config_and_remotes_are_written_only_when_they_change(registered, world)
     assert config.stat().st_mtime_ns != written
     assert git(mirror.path, "config", "remote.upstream.url").strip() == acme["path"]
     assert git(mirror.path, "config", "remote.upstream.promisor").strip() == "true"
+
+
+@pytest.fixture
+def tool(tmp_path, settings):
+    """The tag world (tests.helpers.build_tag_world) registered: an upstream with vX.Y.Z
+    tags and a fork carrying upstream's tags beside its own."""
+    from tests.helpers import build_tag_world
+
+    world = build_tag_world(tmp_path / "world")
+    settings.GIT_LOCAL_ROOTS = [tmp_path / "world"]
+    settings.MIRROR_DIR = tmp_path / "mirrors"
+    settings.GIT_CLONE_FILTER = ""
+    upstream = register_upstream(
+        "tool",
+        "Tool",
+        world["upstream"]["path"],
+        main_ref="refs/heads/master",
+        release_branch_pattern="refs/heads/release-*",
+        tag_pattern="refs/tags/v*, !refs/tags/*-rc*",
+        version_scheme="tags",
+    )
+    fork = register_fork(
+        upstream,
+        "tool-win",
+        "Tool for Windows",
+        world["fork"]["path"],
+        branches=[("main", "refs/heads/master"), ("maint", "refs/heads/maint")],
+        release_tag_pattern="refs/tags/v*.windows.*, !refs/tags/*-rc*",
+    )
+    return world, upstream, fork
+
+
+@pytest.mark.django_db
+def test_pattern_lists_decide_what_the_mirror_holds(tool):
+    from tracker.mirrors import fetch_fork
+
+    _world, upstream, fork = tool
+    mirror = fetch_upstream(upstream)
+    fetch_fork(fork, mirror)
+    refs = list_refs(mirror, "refs/")
+    assert sorted(r for r in refs if r.startswith("refs/upstream/")) == [
+        "refs/upstream/heads/maint",  # followed by the fork's maint, so fetched too
+        "refs/upstream/heads/master",
+        "refs/upstream/heads/release-2.0",  # a glob right after '-', not '/'
+        "refs/upstream/tags/v1.0.0",
+        "refs/upstream/tags/v1.1.0",
+        "refs/upstream/tags/v1.1.1",
+        "refs/upstream/tags/v1.2.0",
+        "refs/upstream/tags/v2.0.0",  # v2.0.0-rc1 excluded
+    ]
+    assert sorted(r for r in refs if r.startswith("refs/forks/")) == [
+        "refs/forks/tool-win/heads/main",
+        "refs/forks/tool-win/heads/maint",
+        "refs/forks/tool-win/tags/v1.1.0.windows.0",
+        "refs/forks/tool-win/tags/v1.1.0.windows.1",
+        "refs/forks/tool-win/tags/v1.1.1.windows.1",
+    ]
+
+    # A branch no longer tracked, and a narrower pattern: the next fetch drops their refs.
+    fork.branches.filter(name="maint").delete()
+    fork.release_tag_pattern = "refs/tags/v1.1.1.*"
+    fork.save()
+    fetch_fork(fork, mirror)
+    assert sorted(list_refs(mirror, "refs/forks/")) == [
+        "refs/forks/tool-win/heads/main",
+        "refs/forks/tool-win/tags/v1.1.1.windows.1",
+    ]
+    fetch_upstream(upstream)
+    assert "refs/upstream/heads/maint" not in list_refs(mirror, "refs/upstream/")
+
+
+@pytest.mark.django_db
+def test_release_branches_selected_by_a_glob_after_any_character_are_ingested(tool):
+    from tracker.models import IngestCursor, UpstreamCommit
+    from tracker.sync import sync_upstream, upstream_refs
+
+    world, upstream, _fork = tool
+    mirror = sync_upstream(upstream, now=upstream.created_at)
+    assert upstream_refs(upstream, mirror) == [
+        ("refs/heads/master", "refs/upstream/heads/master"),
+        ("refs/heads/release-2.0", "refs/upstream/heads/release-2.0"),
+        ("refs/heads/maint", "refs/upstream/heads/maint"),
+    ]
+    assert UpstreamCommit.objects.filter(sha=world["upstream"]["release"]).exists()
+    assert UpstreamCommit.objects.filter(sha=world["upstream"]["maint"]).exists()
+    assert set(IngestCursor.objects.values_list("ref", flat=True)) == {
+        "refs/heads/master",
+        "refs/heads/release-2.0",
+        "refs/heads/maint",
+    }

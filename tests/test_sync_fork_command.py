@@ -50,7 +50,12 @@ def test_sync_fork_opens_the_alert_of_a_branch_over_its_lag_threshold(upstream, 
 @pytest.mark.django_db
 def test_a_failing_sync_is_evaluated_too_so_cron_hears_of_it(upstream, world, capsys):
     fork = register_fork(
-        upstream, "gone", "Gone", str(Path(world["path"]) / "no-such-fork.git"), branches=[]
+        upstream,
+        "gone",
+        "Gone",
+        str(Path(world["path"]) / "no-such-fork.git"),
+        branches=[],
+        check=False,  # registered offline; the sync finds it missing
     )
     Fork.objects.filter(pk=fork.pk).update(last_synced_at=timezone.now() - timedelta(days=2))
 

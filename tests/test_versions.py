@@ -190,3 +190,25 @@ def test_version_columns_for_a_version_and_for_none():
         "build": None,
         "patch": None,
     }
+
+
+def test_release_tags_order_as_semantic_versions():
+    from tracker.versions import TagVersion, tag_order, version_columns
+
+    tags = ["v2.45.0", "v2.45.0-rc1", "v2.45.0-rc2", "v2.44.1", "v2.5.0", "v10.0", "no-number"]
+    assert sorted(tags, key=tag_order) == [
+        "no-number",
+        "v2.5.0",
+        "v2.44.1",
+        "v2.45.0-rc1",
+        "v2.45.0-rc2",
+        "v2.45.0",
+        "v10.0",
+    ]
+    assert version_columns(TagVersion("v2.45.0"), prefix="base_") == {
+        "base_version": "v2.45.0",
+        "base_major": None,
+        "base_minor": None,
+        "base_build": None,
+        "base_patch": None,
+    }

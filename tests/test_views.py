@@ -113,9 +113,12 @@ def _stable(upstream, version, major):
 def test_overview_shows_the_latest_figures_in_constant_queries(
     staff_client, django_assert_num_queries
 ):
+    from tracker.models import Vulnerability
+
     upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
     _stable(upstream, "126.0.6478.61", 126)
     _stable(upstream, "125.0.6422.141", 125)
+    Vulnerability.objects.create(upstream=upstream, cve="CVE-2026-0001", severity="critical")
     _fork_with_snapshot(upstream, 1)
     _fork_with_snapshot(upstream, 2)
     # user (the session comes from the cache), upstreams (running syncs), forks (with
@@ -398,3 +401,40 @@ def test_trend_endpoints_answer_in_constant_queries(staff_client):
         _fork_with_snapshot(upstream, n)
     _open_fixes(fork, 30)
     assert [_queries(staff_client, url) for url in urls] == two
+
+
+@pytest.mark.django_db
+def test_no_figure_without_data(staff_client):
+    """No vulnerability loaded: no "none open"; no version: no "0 milestones behind"."""
+    from datetime import UTC, datetime
+
+    from tracker.models import BranchSnapshot, Vulnerability
+
+    upstream = Upstream.objects.create(slug="chromium", name="Chromium", git_url="/x")
+    fork = _fork_with_snapshot(upstream, 1)
+    ForkSecuritySnapshot.objects.create(fork=fork, taken_at=datetime(2026, 5, 3, tzinfo=UTC))
+    main = fork.branches.get(name="main")
+    BranchSnapshot.objects.filter(branch=main).update(
+        base_version="", versions_behind=None, milestones_behind=None
+    )
+    pages = {
+        "overview": staff_client.get(reverse("overview")).content.decode(),
+        "fork": staff_client.get(reverse("fork", args=["f1"])).content.decode(),
+        "branch": staff_client.get(reverse("branch", args=["f1", "main"])).content.decode(),
+    }
+    for name, body in pages.items():
+        assert "none open" not in body and "every known upstream security fix" not in body, name
+        assert "milestones behind upstream" not in body, name
+    assert "no vulnerability data yet" in pages["overview"]
+    assert "no vulnerability data yet" in pages["fork"]
+    assert "security patch level" not in pages["overview"]
+    assert "No vulnerability data yet: no upstream security fix of Chromium" in pages["branch"]
+    assert "version unknown" in pages["fork"] and ">?</td>" not in pages["fork"]
+    assert '<span title="version unknown">—</span>' in pages["fork"]
+    assert "</code> version unknown;" in pages["branch"]
+    assert "14 days behind upstream" in pages["branch"]
+
+    # Loaded data, nothing open: now "none open" is a statement with data behind it.
+    Vulnerability.objects.create(upstream=upstream, cve="CVE-2026-0001", severity="high")
+    body = staff_client.get(reverse("fork", args=["f1"])).content.decode()
+    assert "none open" in body and "no vulnerability data yet" not in body

@@ -2,8 +2,9 @@
 browsable in Swagger UI at /api/docs/).
 
 Reads need a logged-in session or a token (``Authorization: Token <key>``); changes need a
-staff user. Registering a fork goes through tracker.registry, so URLs and refs are checked and
-credentials split off exactly as in the add_fork command.
+staff user. Registering a fork goes through tracker.registry, so URLs and refs are checked
+(against the remotes too, unless ``"check": false``), credentials split off and branches
+removed exactly as in the add_fork and remove_branch commands.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from tracker.git import UnsafeGitInput, check_ref_name, check_sha
+from tracker.git import GitError, UnsafeGitInput, check_ref_name, check_sha
 from tracker.models import (
     Alert,
     AlertState,
@@ -29,7 +30,9 @@ from tracker.models import (
     Upstream,
     Vulnerability,
 )
-from tracker.registry import register_fork
+from tracker.refpatterns import split_list
+from tracker.registry import register_fork, remove_branch
+from tracker.secrets import CredentialsError
 
 
 class StaffWrites(permissions.BasePermission):
@@ -52,6 +55,7 @@ class UpstreamSerializer(serializers.ModelSerializer):
             "main_ref",
             "release_branch_pattern",
             "tag_pattern",
+            "version_scheme",
             "version_file",
             "last_synced_at",
             "last_error",
@@ -61,7 +65,8 @@ class UpstreamSerializer(serializers.ModelSerializer):
 class BranchSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrackedBranch
-        fields = ["name", "upstream_ref"]
+        fields = ["name", "upstream_ref", "also_follows"]
+        extra_kwargs = {"also_follows": {"required": False}}
 
 
 class ForkSerializer(serializers.ModelSerializer):
@@ -71,6 +76,16 @@ class ForkSerializer(serializers.ModelSerializer):
         max_length=500,
         help_text="https://, ssh:// or a local path under GIT_LOCAL_ROOTS; a user:token@ part "
         "is stored encrypted, apart from the URL, and never shown again.",
+    )
+    check = serializers.BooleanField(
+        write_only=True,
+        default=True,
+        help_text="Ask the fork's and the upstream's remotes (git ls-remote) whether the "
+        "branches and refs exist before registering; false to register offline.",
+    )
+    remote_check = serializers.SerializerMethodField(
+        help_text="After a registration: what each branch and pattern selects on the remotes "
+        "(absent when not checked)."
     )
 
     class Meta:
@@ -88,11 +103,26 @@ class ForkSerializer(serializers.ModelSerializer):
             "owner_emails",
             "last_synced_at",
             "last_error",
+            "check",
+            "remote_check",
         ]
         read_only_fields = ["last_synced_at", "last_error"]
 
+    def get_remote_check(self, obj) -> list[str] | None:
+        check = getattr(obj, "remote_check", None)
+        return None if check is None else check.lines()
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if data.get("remote_check") is None:
+            data.pop("remote_check", None)
+        return data
+
     def create(self, validated):
-        branches = [(b["name"], b["upstream_ref"]) for b in validated.pop("branches")]
+        branches = [
+            (b["name"], [b["upstream_ref"], *split_list(b.get("also_follows", ""))])
+            for b in validated.pop("branches")
+        ]
         upstream = validated.pop("upstream")
         try:
             return register_fork(
@@ -102,9 +132,10 @@ class ForkSerializer(serializers.ModelSerializer):
                 validated.pop("git_url"),
                 branches=branches,
                 kind=validated.pop("kind", ForkKind.GIT),
+                check=validated.pop("check", True),
                 **validated,
             )
-        except UnsafeGitInput as exc:
+        except (GitError, CredentialsError) as exc:  # a refused URL, a remote out of reach
             raise serializers.ValidationError({"git_url": [str(exc)]}) from None
         except DjangoValidationError as exc:
             raise serializers.ValidationError(
@@ -187,6 +218,21 @@ class ForkViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = ForkSerializer
     lookup_field = "slug"
     permission_classes = [StaffWrites]
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"branches/(?P<branch>.+)")
+    def branch(self, request, slug=None, branch=None):
+        """Stop tracking a fork branch (DELETE /api/forks/<slug>/branches/<name>/): its
+        snapshots (the lag history) and fix statuses are deleted with it and its refs leave
+        the mirror, as with the remove_branch command."""
+        fork = self.get_object()
+        if not fork.branches.filter(name=branch).exists():
+            return Response(
+                {"detail": f"fork {fork.slug} tracks no branch {branch!r}"},
+                status=status.HTTP_404_NOT_FOUND,
+            )
+        remove_branch(fork, branch)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={202: None})
     @action(detail=True, methods=["post"])

@@ -191,6 +191,7 @@ def record_snapshot(branch: TrackedBranch, health: BranchHealth) -> BranchSnapsh
     """Store a measurement as the branch's snapshot at `health.taken_at` (replacing one taken
     at the same instant, so a retried sync does not add a second point)."""
     lag, then, version = health.lag, health.lag_at_tip, health.base_version
+    known = version is not None  # without a base version, versions and milestones say nothing
     changes = [p.change for p in health.patches]
     values = {
         "tip_sha": health.tip_sha,
@@ -205,13 +206,13 @@ def record_snapshot(branch: TrackedBranch, health: BranchHealth) -> BranchSnapsh
         "commits_behind_first_parent": lag.commits_behind_first_parent,
         "oldest_missing_at": lag.oldest_missing_at,
         "days_behind": lag.days_behind,
-        "versions_behind": lag.versions_behind,
-        "milestones_behind": lag.milestones_behind,
+        "versions_behind": lag.versions_behind if known else None,
+        "milestones_behind": lag.milestones_behind if known else None,
         "upstream_tip_at_tip_sha": then.upstream_tip,
         "commits_behind_at_tip": then.commits_behind,
         "days_behind_at_tip": then.days_behind,
-        "versions_behind_at_tip": then.versions_behind,
-        "milestones_behind_at_tip": then.milestones_behind,
+        "versions_behind_at_tip": then.versions_behind if known else None,
+        "milestones_behind_at_tip": then.milestones_behind if known else None,
         "patch_count": len(health.patches),
         "patches_upstreamed": health.upstreamed,
         "patches_added": changes.count(PatchChange.ADDED),

@@ -58,7 +58,9 @@ class _Collector:
             if snapshot is None:
                 continue
             for field, gauge in gauges.items():
-                gauge.add_metric([branch.fork.slug, branch.name], getattr(snapshot, field))
+                value = getattr(snapshot, field)
+                if value is not None:  # milestones without a known version: no sample, not 0
+                    gauge.add_metric([branch.fork.slug, branch.name], value)
         yield from gauges.values()
 
         age = GaugeMetricFamily(
@@ -106,23 +108,33 @@ class _Collector:
         yield from (source_age, source_failures)
 
     def _open_fixes(self) -> GaugeMetricFamily:
-        """Upstream security fixes each fork's newest release (by ship time) does not carry."""
+        """Upstream security fixes each fork's newest release (by ship time) does not carry:
+        every severity, 0 included, for a newest release with computed statuses; nothing
+        for a fork without (no vulnerability data, or not computed yet)."""
         from django.db.models import Count
 
-        from tracker.models import FixStatus
+        from tracker.models import FixStatus, Severity
 
         rows = (
             FixStatus.objects.open_in_newest_release()
             .values("fork__slug", "vulnerability__severity")
             .annotate(n=Count("id"))
         )
+        counts = {(r["fork__slug"], r["vulnerability__severity"]): r["n"] for r in rows}
+        computed = (
+            FixStatus.objects.of_newest_release()
+            .values_list("fork__slug", flat=True)
+            .distinct()
+            .order_by()
+        )
         gauge = GaugeMetricFamily(
             "forkhealth_fork_open_fixes",
             "Upstream security fixes the fork's newest release does not carry",
             labels=["fork", "severity"],
         )
-        for row in rows:
-            gauge.add_metric([row["fork__slug"], row["vulnerability__severity"]], row["n"])
+        for slug in sorted(computed):
+            for severity in Severity.values:
+                gauge.add_metric([slug, severity], counts.get((slug, severity), 0))
         return gauge
 
 

@@ -6,6 +6,11 @@ merge-base, ancestry and patch identity work across them without network round t
 - ``refs/upstream/heads/main``, ``refs/upstream/branch-heads/6422``, ``refs/upstream/tags/…``
 - ``refs/forks/<fork slug>/heads/<branch>``, ``refs/forks/<fork slug>/tags/…``
 
+Which refs each namespace holds is decided by ref pattern lists (tracker.refpatterns), which
+git's one-``*`` refspecs cannot express: each fetch uses broader refspecs and then drops the
+refs of the namespace that nothing selects (`drop_unselected`), so readers of the mirror see
+exactly the selected refs, and refs of a branch no longer tracked go too.
+
 Upstream is fetched as a partial clone (``GIT_CLONE_FILTER``, ``blob:none`` by default): commits
 and trees arrive at once, file contents only when something reads them, so a Chromium-sized
 history fits on disk. Each fetch updates the commit-graph so ancestry queries stay fast.
@@ -28,7 +33,8 @@ from django.conf import settings
 from tracker import progress
 from tracker.git import check_ref_name, run_git
 from tracker.gitrepo import configure, init_bare
-from tracker.models import Fork, Upstream
+from tracker.models import Fork, ForkKind, TrackedBranch, Upstream
+from tracker.refpatterns import RefPatterns, RefSelection, parse_ref_list
 
 logger = logging.getLogger(__name__)
 
@@ -85,28 +91,82 @@ def _refspec(source: str, destination: str) -> str:
     return f"+{source}:{destination}"
 
 
+UPSTREAM_NAMESPACE = "refs/upstream/"
+
+
+def upstream_selection(upstream: Upstream) -> RefSelection:
+    """The upstream refs the mirror holds: the main ref, release branches, tags, and every ref
+    a git fork's tracked branch follows (optional: a ref gone upstream fails that fork's
+    snapshot, not every fork's fetch)."""
+    followed = set()
+    for ref, also in TrackedBranch.objects.filter(
+        fork__upstream=upstream, fork__kind=ForkKind.GIT
+    ).values_list("upstream_ref", "also_follows"):
+        followed.update([ref, *parse_ref_list(also)])
+    followed.discard(upstream.main_ref)
+    return RefSelection(
+        exact=(upstream.main_ref,),
+        patterns=(
+            RefPatterns.parse(upstream.release_branch_pattern),
+            RefPatterns.parse(upstream.tag_pattern),
+        ),
+        optional=tuple(sorted(followed)),
+    )
+
+
 def upstream_refspecs(upstream: Upstream) -> list[str]:
     return [
-        _refspec(upstream.main_ref, Mirror.upstream_ref(upstream.main_ref)),
-        _refspec(
-            upstream.release_branch_pattern,
-            "refs/upstream/" + upstream.release_branch_pattern.removeprefix("refs/"),
-        ),
-        _refspec(
-            upstream.tag_pattern, "refs/upstream/" + upstream.tag_pattern.removeprefix("refs/")
-        ),
+        _refspec(source, UPSTREAM_NAMESPACE + source.removeprefix("refs/"))
+        for source in upstream_selection(upstream).fetch_sources()
     ]
 
 
-def fork_refspecs(fork: Fork) -> list[str]:
-    specs = []
-    for branch in fork.branches.all():
-        source = branch.name if branch.name.startswith("refs/") else f"refs/heads/{branch.name}"
-        specs.append(_refspec(source, Mirror.fork_ref(fork, branch.name)))
+def fork_namespace(fork: Fork) -> str:
+    return f"refs/forks/{fork.slug}/"
+
+
+def _branch_source(name: str) -> str:
+    return name if name.startswith("refs/") else f"refs/heads/{name}"
+
+
+def fork_selection(fork: Fork) -> RefSelection:
+    """The fork refs the mirror holds: its tracked branches and its release tags."""
+    branches = tuple(_branch_source(name) for name in fork.branches.values_list("name", flat=True))
+    patterns = ()
     if fork.release_tag_pattern:
-        pattern = fork.release_tag_pattern
-        specs.append(_refspec(pattern, f"refs/forks/{fork.slug}/" + pattern.removeprefix("refs/")))
-    return specs
+        patterns = (RefPatterns.parse(fork.release_tag_pattern, under="refs/tags/"),)
+    return RefSelection(exact=branches, patterns=patterns)
+
+
+def fork_refspecs(fork: Fork) -> list[str]:
+    namespace = fork_namespace(fork)
+    return [
+        _refspec(source, namespace + source.removeprefix("refs/"))
+        for source in fork_selection(fork).fetch_sources()
+    ]
+
+
+def drop_unselected(mirror: Mirror, namespace: str, selection: RefSelection) -> list[str]:
+    """Delete the refs under `namespace` whose remote name (``refs/`` + the rest) `selection`
+    does not select; returns their names."""
+    gone = [
+        ref
+        for ref in list_refs(mirror, namespace)
+        if not selection.matches("refs/" + ref.removeprefix(namespace))
+    ]
+    delete_refs(mirror, gone)
+    return gone
+
+
+def delete_refs(mirror: Mirror, refs: list[str]) -> None:
+    """Delete `refs` from the mirror in one ``git update-ref --stdin`` (missing ones are
+    fine)."""
+    if not refs:
+        return
+    for ref in refs:
+        check_ref_name(ref)
+    commands = "".join(f"delete {ref}\n" for ref in refs).encode()
+    run_git(["update-ref", "--stdin"], git_dir=mirror.path, input=commands)
 
 
 def fetch_upstream(upstream: Upstream, mirror: Mirror | None = None) -> Mirror:
@@ -123,6 +183,7 @@ def fetch_upstream(upstream: Upstream, mirror: Mirror | None = None) -> Mirror:
         remote=remote,
         timeout=settings.GIT_TIMEOUT,
     )
+    drop_unselected(mirror, UPSTREAM_NAMESPACE, upstream_selection(upstream))
     return mirror
 
 
@@ -145,6 +206,7 @@ def fetch_fork(fork: Fork, mirror: Mirror) -> None:
         remote=remote,
         timeout=settings.GIT_TIMEOUT,
     )
+    drop_unselected(mirror, fork_namespace(fork), fork_selection(fork))
 
 
 def list_refs(mirror: Mirror, prefix: str) -> dict[str, str]:

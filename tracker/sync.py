@@ -7,16 +7,27 @@ re-raise failures, so a command can exit non-zero and a task can decide whether 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from tracker.forksecurity import update_fork_security
-from tracker.git import GitError
+from tracker.git import GitError, check_sha
 from tracker.gitrepo import open_repo
 from tracker.health import measure_branch, previous_patch_set, record_snapshot
-from tracker.lag import PositionLookup, VersionTags, rev_parse
-from tracker.mirrors import Mirror, ensure_mirror, fetch_fork, fetch_upstream, list_refs
+from tracker.lag import PositionLookup, VersionTags, count, rev_parse
+from tracker.mirrors import (
+    UPSTREAM_NAMESPACE,
+    Mirror,
+    ensure_mirror,
+    fetch_fork,
+    fetch_upstream,
+    list_refs,
+    upstream_selection,
+)
 from tracker.models import BranchSnapshot, Fork, ForkKind, Upstream, UpstreamCommit
+from tracker.refpatterns import RefPatterns
 from tracker.secrets import CredentialsError
+from tracker.versionschemes import scheme_for
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +38,19 @@ def _record_error(obj, exc: Exception) -> None:
 
 
 def upstream_refs(upstream: Upstream, mirror: Mirror) -> list[tuple[str, str]]:
-    """(upstream ref, mirror ref) for main and every release branch, main first."""
-    refs = [(upstream.main_ref, Mirror.upstream_ref(upstream.main_ref))]
-    prefix = "refs/upstream/" + upstream.release_branch_pattern.removeprefix("refs/")
-    prefix = prefix.rsplit("*", 1)[0]
-    for local in sorted(list_refs(mirror, prefix)):
-        refs.append(("refs/" + local.removeprefix("refs/upstream/"), local))
-    return refs
+    """(upstream ref, mirror ref) for main, then every release branch (those the release
+    branch patterns select), then the other refs tracked branches follow; main first."""
+    patterns = RefPatterns.parse(upstream.release_branch_pattern)
+    wanted = upstream_selection(upstream)
+    found: set[str] = set()
+    for prefix in patterns.listing_prefixes():
+        found.update(
+            "refs/" + local.removeprefix(UPSTREAM_NAMESPACE)
+            for local in list_refs(mirror, UPSTREAM_NAMESPACE + prefix.removeprefix("refs/"))
+        )
+    release = patterns.select(found - {upstream.main_ref})
+    followed = [ref for ref in wanted.optional if ref not in release]
+    return [(ref, Mirror.upstream_ref(ref)) for ref in [upstream.main_ref, *release, *followed]]
 
 
 def sync_upstream(upstream: Upstream, *, now: datetime, ingest: bool = True) -> Mirror:
@@ -69,10 +86,13 @@ def position_lookup(upstream: Upstream) -> PositionLookup:
 
 
 def snapshot_fork(fork: Fork, mirror: Mirror, *, now: datetime) -> list[BranchSnapshot]:
-    """Fetch the fork into the mirror and store a snapshot of every tracked git branch."""
+    """Fetch the fork into the mirror and store a snapshot of every tracked git branch:
+    measured against the primary upstream ref it follows, in the upstream's version scheme
+    (tracker.versionschemes), with the commits it lacks of each other ref it follows."""
     fetch_fork(fork, mirror)
     tags = VersionTags.read(mirror.path)
     lookup = position_lookup(fork.upstream)
+    scheme = scheme_for(fork.upstream)
     snapshots = []
     for branch in fork.branches.all():
         tip = rev_parse(mirror.path, Mirror.fork_ref(fork, branch.name))
@@ -88,8 +108,25 @@ def snapshot_fork(fork: Fork, mirror: Mirror, *, now: datetime) -> list[BranchSn
             tags=tags,
             commit_time_at=lookup,
         )
-        snapshots.append(record_snapshot(branch, health))
+        snapshot = record_snapshot(branch, scheme.revise(mirror.path, health))
+        if branch.other_refs:
+            snapshot.other_refs_behind = other_refs_behind(mirror, tip, branch.other_refs)
+            snapshot.save(update_fields=["other_refs_behind"])
+        snapshots.append(snapshot)
     return snapshots
+
+
+def other_refs_behind(mirror: Mirror, tip: str, refs: Sequence[str]) -> dict[str, int | None]:
+    """Upstream ref -> commits of it that `tip` lacks (None for a ref the mirror lacks)."""
+    behind: dict[str, int | None] = {}
+    for ref in refs:
+        try:
+            other = rev_parse(mirror.path, Mirror.upstream_ref(ref))
+        except GitError:
+            behind[ref] = None
+            continue
+        behind[ref] = count(mirror.path, check_sha(other), f"^{check_sha(tip)}")
+    return behind
 
 
 def sync_fork(

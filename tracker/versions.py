@@ -19,10 +19,12 @@ from dataclasses import dataclass
 __all__ = [
     "MAX_COMPONENT",
     "ChromiumVersion",
+    "TagVersion",
     "VersionParseError",
     "format_version_file",
     "parse_version",
     "parse_version_file",
+    "tag_order",
 ]
 
 # Real components are at most a few thousand; the bound keeps garbage such as a timestamp or a
@@ -135,11 +137,39 @@ def format_version_file(version: ChromiumVersion) -> str:
     )
 
 
-def version_columns(version: ChromiumVersion | None, prefix: str = "") -> dict:
+_TAG_NUMBERS = re.compile(r"^[^0-9]*?([0-9]{1,8}(?:\.[0-9]{1,8})*)(.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class TagVersion:
+    """A version of an upstream versioned by its release tags (git's ``v2.45.0``): the tag
+    name, without ``refs/tags/``. It has no milestone and no four integer columns."""
+
+    tag: str
+
+    def __str__(self) -> str:
+        return self.tag
+
+
+def tag_order(name: str) -> tuple:
+    """A sort key for release tag names, as semantic versioning orders them: by the first
+    run of dot-separated numbers (``v2.45.0`` -> 2, 45, 0), a tag with more after it (a
+    pre-release, ``v2.45.0-rc1``) just below the same numbers without, those by the numbers
+    in what follows; tags without a number first, then by name."""
+    match = _TAG_NUMBERS.match(name)
+    if match is None:
+        return (0, (), 0, (), name)
+    numbers = tuple(int(n) for n in match.group(1).split("."))
+    rest = match.group(2)
+    after = tuple(int(n) for n in re.findall(r"[0-9]{1,8}", rest))
+    return (1, numbers, 0 if rest else 1, after, name)
+
+
+def version_columns(version: ChromiumVersion | TagVersion | None, prefix: str = "") -> dict:
     """The database columns of a version: ``{prefix}version`` (the string, "" for None) and
-    ``{prefix}major``, ``_minor``, ``_build``, ``_patch`` (None for None), which models keep
-    beside the string so that the database sorts versions."""
-    numbers = version.as_tuple() if version else (None, None, None, None)
+    ``{prefix}major``, ``_minor``, ``_build``, ``_patch`` (None for None and for a tag
+    version), which models keep beside the string so that the database sorts versions."""
+    numbers = version.as_tuple() if isinstance(version, ChromiumVersion) else (None,) * 4
     columns = {f"{prefix}version": str(version) if version else ""}
     for name, value in zip(("major", "minor", "build", "patch"), numbers, strict=True):
         columns[f"{prefix}{name}"] = value

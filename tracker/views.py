@@ -6,7 +6,7 @@ import json
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, OuterRef, Prefetch, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -34,10 +34,17 @@ from tracker.models import (
     TrackedBranch,
     Upstream,
     UpstreamRelease,
+    Vulnerability,
 )
 from tracker.pagecache import cached_body, cached_titled_body, cached_value
 
 HISTORY_DAYS = 365  # how far back trend charts and lag history reach
+
+
+def _vulnerability_data():
+    """Subquery: whether any upstream security fix of the outer fork's upstream is loaded;
+    without one, "no open fixes" would be a figure without data."""
+    return Exists(Vulnerability.objects.filter(upstream=OuterRef("upstream")))
 
 
 def _upstream_stable():
@@ -72,6 +79,7 @@ def _overview_context(now, running: dict) -> dict:
         .annotate(
             stable_version=Subquery(stable.values("version")[:1]),
             stable_major=Subquery(stable.values("major")[:1]),
+            vulnerability_data=_vulnerability_data(),
         )
         .prefetch_related(Prefetch("branches", queryset=TrackedBranch.objects.order_by("name")))
     )
@@ -138,7 +146,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def _get_fork_or_404(slug: str) -> Fork:
-    return get_object_or_404(Fork.objects.select_related("upstream"), slug=slug)
+    forks = Fork.objects.select_related("upstream").annotate(
+        vulnerability_data=_vulnerability_data()
+    )
+    return get_object_or_404(forks, slug=slug)
 
 
 RELEASES_SHOWN = 30  # newest releases on the fork page
@@ -265,5 +276,10 @@ def branch_detail(request: HttpRequest, slug: str, branch: str) -> HttpResponse:
         "patches": [p for p in patches if p.change != PatchChange.DROPPED],
         "dropped": [p for p in patches if p.change == PatchChange.DROPPED],
         "history": history,
+        # The other upstream refs it follows, with the commits of each it lacks.
+        "also_follows": [
+            (ref, (latest.other_refs_behind if latest else {}).get(ref))
+            for ref in tracked.other_refs
+        ],
     }
     return render(request, "tracker/branch.html", ctx)

@@ -1,5 +1,6 @@
 """Alert rules across their thresholds and back."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -119,3 +120,17 @@ def test_stale_sources_and_the_informational_stable_release():
     assert found == {"stale:fork:acme", "stale:chrome_releases"}
     assert new_stable_condition("125.0.6422.141", []) is None
     assert new_stable_condition("125.0.6422.141", ["CVE-2024-5497"]).priority == Priority.INFO
+
+
+def test_without_a_milestone_figure_only_the_days_count_and_the_summary_names_none():
+    assert not lag_conditions([_branch(days_behind=3, milestones_behind_stable=None)], T)
+    (found,) = lag_conditions([_branch(days_behind=8, milestones_behind_stable=None)], T)
+    assert found.summary == "acme:main is 8 days behind upstream (limit 7 days)"
+    assert found.figures == {"days_behind": 8, "milestones_behind": None}
+
+
+def test_base_age_needs_a_base_version():
+    old = NOW - timedelta(days=200)
+    release = ForkReleaseFacts("acme", "v1", "", old, is_newest=True)
+    assert not base_age_conditions([release], T, NOW)
+    assert base_age_conditions([replace(release, base_version="120.0.6099.1")], T, NOW)

@@ -5,12 +5,15 @@ Terms used here (the rules in `tracker.alerts.rules` define the rest):
 - *upstream Stable milestone*: the highest milestone upstream has released to the Stable
   channel on any platform (`UpstreamRelease`).
 - *milestones behind Stable* of a branch: that milestone minus the milestone of the branch's
-  upstream base (never below 0).
+  upstream base (never below 0); unknown (None) without a Stable milestone or a base
+  version, and for an upstream without Chromium versions (tracker.versionschemes), whose
+  forks get none of Chrome's rules (milestones, milestone support, key pinning).
 - *newest release* of a fork: its release with the latest ship time. An upstream fix is
   *not shipped* when its status in that release is open (fixed neither by base nor by
   backport, not triaged); a fork without releases is judged on its branch tips.
 - *base release time* of a release: when upstream first released the release's base
-  version on any channel, else the base commit's commit time.
+  version on any channel, else the base commit's commit time; unknown without a base
+  version or Chromium versions, so no rule needing it fires.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from tracker.models import (
     UpstreamRelease,
     Vulnerability,
 )
+from tracker.versionschemes import chrome_rules
 
 THRESHOLD_FIELDS = (
     "lag_days",
@@ -156,10 +160,12 @@ def _branch_facts(forks: dict[int, ForkFacts], settings_rows, stable: dict, now)
             continue
         thresholds = facts.thresholds.overridden(_threshold_overrides(override))
         upstream = branch.fork.upstream
+        chromium = chrome_rules(upstream)
         top = stable.get(upstream.pk)
-        behind = max(0, top - snap.base_major) if top and snap.base_major else 0
+        known = chromium and top is not None and snap.base_major is not None
+        behind = max(0, top - snap.base_major) if known else None
         on_release_branch = branch.upstream_ref != upstream.main_ref
-        milestone = snap.base_major if on_release_branch else None
+        milestone = snap.base_major if chromium and on_release_branch else None
         supported = milestone is None or milestone_supported(
             milestone, top, support_end.get((upstream.pk, milestone)), now.date()
         )
@@ -246,11 +252,13 @@ def gather(now: datetime) -> WorldFacts:
     newest = newest_releases(list(forks))
     base_times = _base_release_times(list(newest.values()))
     for fork_id, release in newest.items():
+        fork = forks[fork_id].fork
+        dated = release.base_version and chrome_rules(fork.upstream)
         forks[fork_id].newest_release = ForkReleaseFacts(
-            fork=forks[fork_id].fork.slug,
+            fork=fork.slug,
             tag=release.tag,
             base_version=release.base_version,
-            base_released_at=base_times.get(release.pk),
+            base_released_at=base_times.get(release.pk) if dated else None,
             is_newest=True,
         )
     _open_fixes(forks, newest)

@@ -94,7 +94,7 @@ class BranchFacts:
     fork: str
     branch: str
     days_behind: int
-    milestones_behind_stable: int
+    milestones_behind_stable: int | None  # None: unknown (no version, or not Chromium)
     conflicting_patches: int
     previous_conflicting_patches: int | None
     patches_upstreamed: int
@@ -138,20 +138,27 @@ def lag_conditions(branches: Iterable[BranchFacts], t: Thresholds) -> list[Condi
     out = []
     for b in branches:
         where = f"{b.fork}:{b.branch}"
-        if b.days_behind > t.lag_days or b.milestones_behind_stable > t.lag_milestones:
+        milestones = b.milestones_behind_stable
+        # Without a known milestone figure only the days can fire, and the summary says none.
+        too_many = milestones is not None and milestones > t.lag_milestones
+        if b.days_behind > t.lag_days or too_many:
+            if milestones is None:
+                summary = (
+                    f"{where} is {b.days_behind} days behind upstream (limit {t.lag_days} days)"
+                )
+            else:
+                summary = (
+                    f"{where} is {b.days_behind} days and {milestones} milestones behind "
+                    f"upstream (limits {t.lag_days} days, {t.lag_milestones} milestones)"
+                )
             out.append(
                 Condition(
                     key=f"lag:{where}",
                     kind="rebase_lag",
                     priority=Priority.NORMAL,
                     fork=b.fork,
-                    summary=f"{where} is {b.days_behind} days and {b.milestones_behind_stable} "
-                    f"milestones behind upstream (limits {t.lag_days} days, "
-                    f"{t.lag_milestones} milestones)",
-                    figures={
-                        "days_behind": b.days_behind,
-                        "milestones_behind": b.milestones_behind_stable,
-                    },
+                    summary=summary,
+                    figures={"days_behind": b.days_behind, "milestones_behind": milestones},
                 )
             )
         previous = b.previous_conflicting_patches
@@ -249,7 +256,9 @@ def base_age_conditions(
 ) -> list[Condition]:
     out = []
     for r in releases:
-        if not r.is_newest or r.base_released_at is None:
+        # Chrome's rule: it needs a known Chromium base version (facts leave the time unknown
+        # otherwise), and says nothing without one.
+        if not r.is_newest or r.base_released_at is None or not r.base_version:
             continue
         age = (now - r.base_released_at).days
         if age > t.base_age_days:

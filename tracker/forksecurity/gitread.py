@@ -12,7 +12,6 @@ the reader would be the faster).
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from tracker.gitrepo import open_repo
 from tracker.lag import read_objects
 from tracker.mirrors import Mirror
 from tracker.models import Fork
+from tracker.refpatterns import RefPatterns
 
 CHUNK = 500  # commit ids per git call, far below argv limits
 
@@ -35,7 +35,8 @@ class TagInfo:
 
 
 def release_tags(mirror: Mirror, fork: Fork) -> list[TagInfo]:
-    """The fork's tags in the mirror that match its `release_tag_pattern`."""
+    """The fork's tags in the mirror that its `release_tag_pattern` selects
+    (tracker.refpatterns)."""
     if not fork.release_tag_pattern:
         return []
     prefix = f"refs/forks/{fork.slug}/tags/"
@@ -48,15 +49,31 @@ def release_tags(mirror: Mirror, fork: Fork) -> list[TagInfo]:
         ],
         git_dir=mirror.path,
     ).text
-    pattern = fork.release_tag_pattern
+    patterns = RefPatterns.parse(fork.release_tag_pattern, under="refs/tags/")
     tags = []
     for line in out.splitlines():
         name, sha, peeled, when = line.split("\0")
         full = "refs/tags/" + name.removeprefix(prefix)
-        if not fnmatch.fnmatchcase(full, pattern):
+        if not patterns.matches(full):
             continue
         tags.append(TagInfo(full.removeprefix("refs/tags/"), peeled or sha, _when(when or "0")))
     return tags
+
+
+def upstream_commits(mirror: Mirror, shas: Sequence[str]) -> set[str]:
+    """Those of commits `shas` that upstream has: reachable from a ref in the mirror's
+    upstream namespace. One walk, over the commits reachable from `shas` and from no
+    upstream ref (``git rev-list --stdin --not --glob=refs/upstream/*``)."""
+    unique = sorted({check_sha(s) for s in shas})
+    if not unique:
+        return set()
+    out = run_git(
+        ["rev-list", "--stdin", "--not", "--glob=refs/upstream/*"],
+        git_dir=mirror.path,
+        input="".join(f"{sha}\n" for sha in unique).encode(),
+    ).text
+    own = set(out.split())
+    return {sha for sha in unique if sha not in own}
 
 
 def _when(value: str) -> datetime:

@@ -68,7 +68,8 @@ from tracker.models import (
     UpstreamRelease,
     Vulnerability,
 )
-from tracker.versions import ChromiumVersion, parse_version, version_columns
+from tracker.versions import ChromiumVersion, TagVersion, parse_version, version_columns
+from tracker.versionschemes import TagScheme, scheme_for
 
 logger = logging.getLogger(__name__)
 
@@ -130,9 +131,30 @@ class Target:
 def discover_releases(fork: Fork, mirror: Mirror) -> int:
     """Create or update the fork's releases from its release tags in the mirror; a release
     registered by hand gets its commit and tag date once its tag appears. Returns the number
-    of releases created."""
-    tags = {t.tag: t for t in gitread.release_tags(mirror, fork)}
+    of releases created.
+
+    A tag on a commit upstream has (reachable from an upstream ref: upstream's own tags,
+    which forks such as git for Windows carry beside theirs, or a fork tag on a pure
+    upstream commit) is no fork release: the fork shipped nothing of its own there.
+    Releases found from tags that are no fork releases any more (the pattern changed, the
+    tag went, or it is upstream's) are deleted with their statuses; those registered by hand
+    stay.
+    """
+    selected = gitread.release_tags(mirror, fork)
+    upstreams = gitread.upstream_commits(mirror, [t.sha for t in selected])
+    tags = {t.tag: t for t in selected if t.sha not in upstreams}
     existing = {r.tag: r for r in ForkRelease.objects.filter(fork=fork)}
+    gone = [r for r in existing.values() if r.source == ReleaseSource.TAG and r.tag not in tags]
+    if gone:
+        ForkRelease.objects.filter(pk__in=[r.pk for r in gone]).delete()
+        logger.info(
+            "fork %s: %d releases are no fork releases any more, removed: %s",
+            fork.slug,
+            len(gone),
+            ", ".join(r.tag for r in gone[:10]),
+        )
+        for release in gone:
+            del existing[release.tag]
     created = 0
     for tag, info in tags.items():
         release = existing.get(tag)
@@ -210,14 +232,22 @@ def compute_bases(fork: Fork, mirror: Mirror) -> int:
                 release.branch.upstream_ref if release.branch else upstream.main_ref
             )
             release.base_sha = best[0] if best else ""
-        texts = gitread.read_files(
-            mirror,
-            [f"{r.base_sha}:{upstream.version_file}" for r in pending if r.base_sha],
-        )
-        versions = iter(texts)
-        for release in pending:
-            text = next(versions) if release.base_sha else None
-            _set_version(release, "base", version_from_text(text))
+        scheme = scheme_for(upstream)
+        if isinstance(scheme, TagScheme):
+            for release in pending:
+                version = (
+                    scheme.version_at(mirror.path, release.base_sha) if release.base_sha else None
+                )
+                _set_version(release, "base", version)
+        else:
+            texts = gitread.read_files(
+                mirror,
+                [f"{r.base_sha}:{upstream.version_file}" for r in pending if r.base_sha],
+            )
+            versions = iter(texts)
+            for release in pending:
+                text = next(versions) if release.base_sha else None
+                _set_version(release, "base", version_from_text(text))
     commits = base_commits(upstream, [r.base_sha for r in pending])
     points = branch_points(upstream)
     for release in pending:
@@ -231,7 +261,7 @@ def compute_bases(fork: Fork, mirror: Mirror) -> int:
     return len(pending)
 
 
-def _set_version(obj, prefix: str, version: ChromiumVersion | None) -> None:
+def _set_version(obj, prefix: str, version: ChromiumVersion | TagVersion | None) -> None:
     for column, value in version_columns(version, prefix=f"{prefix}_").items():
         setattr(obj, column, value)
 

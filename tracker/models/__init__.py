@@ -47,7 +47,7 @@ from tracker.models.releases import (
     VulnerabilityFixedVersion,
     VulnerabilityRelease,
 )
-from tracker.models.repos import Fork, ForkKind, TrackedBranch, Upstream
+from tracker.models.repos import Fork, ForkKind, TrackedBranch, Upstream, VersionScheme
 from tracker.models.snapshots import (
     BranchSnapshot,
     ForkSecuritySnapshot,
@@ -103,6 +103,7 @@ __all__ = [
     "UpstreamCommit",
     "UpstreamPatchId",
     "UpstreamRelease",
+    "VersionScheme",
     "Vulnerability",
     "VulnerabilityBug",
     "VulnerabilityFixedVersion",

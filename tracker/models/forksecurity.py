@@ -8,7 +8,9 @@ Terms:
 - *upstream base*: the upstream commit the release is built on. Git fork: the merge-base of
   the release commit with the upstream ref its branch follows; patch-series fork: the commit
   of the upstream version tag named by the pinned version file. *Base version*: the
-  ``chrome/VERSION`` at the base (the pinned version for a patch-series fork).
+  ``chrome/VERSION`` at the base (the pinned version for a patch-series fork); for an
+  upstream versioned by its tags, the newest release tag the base contains
+  (tracker.versionschemes), without the four integer columns.
 - *security patch level*: the newest upstream Stable version V such that the release carries
   every fix listed by the bulletins of V and of every lower Stable version (Android's
   cumulative meaning: "patched up to V").
@@ -83,7 +85,7 @@ class ForkRelease(models.Model):
     base_position_ref = models.CharField(max_length=200, blank=True, default="")
     base_position = models.IntegerField(null=True, blank=True)
     base_branch_point = models.IntegerField(null=True, blank=True)
-    base_version = models.CharField(max_length=40, blank=True, default="")
+    base_version = models.CharField(max_length=100, blank=True, default="")
     base_major = models.IntegerField(null=True, blank=True)
     base_minor = models.IntegerField(null=True, blank=True)
     base_build = models.IntegerField(null=True, blank=True)
@@ -137,10 +139,14 @@ class FixStatusQuerySet(models.QuerySet):
             | models.Q(vulnerability_id__in=vuln_ids, branch__isnull=False)
         )
 
+    def of_newest_release(self):
+        """The statuses of each fork's newest release (the metrics: which forks have any)."""
+        return self.filter(release=_newest_release_of("fork"))
+
     def open_in_newest_release(self):
         """The open statuses of each fork's newest release: the metrics' open fixes and the
         security snapshots behind the overview and the fork page's chart."""
-        return self.filter(status=FixState.OPEN, release=_newest_release_of("fork"))
+        return self.of_newest_release().filter(status=FixState.OPEN)
 
     def counted_open(self, fork: Fork, newest: ForkRelease | None):
         """The open statuses a fork's security figures count: those of `newest`, its newest

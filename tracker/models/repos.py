@@ -9,6 +9,7 @@ from django.core.validators import validate_email
 from django.db import models
 
 from tracker.git import RemoteURL, UnsafeGitInput, check_ref_name, check_remote_url
+from tracker.refpatterns import RefPatterns, parse_ref_list
 from tracker.repopaths import UnsafeRepoPath, check_repo_path
 
 
@@ -20,8 +21,25 @@ def validate_ref_name(value: str) -> None:
 
 
 def validate_ref_pattern(value: str) -> None:
+    """A ref pattern list (tracker.refpatterns): several patterns, `*`s and `!` exclusions."""
     try:
-        check_ref_name(value, allow_glob=True)
+        RefPatterns.parse(value)
+    except UnsafeGitInput as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def validate_tag_patterns(value: str) -> None:
+    """A ref pattern list under refs/tags/ (fork release tags)."""
+    try:
+        RefPatterns.parse(value, under="refs/tags/")
+    except UnsafeGitInput as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def validate_ref_list(value: str) -> None:
+    """Exact full ref names, comma- or space-separated."""
+    try:
+        parse_ref_list(value)
     except UnsafeGitInput as exc:
         raise ValidationError(str(exc)) from None
 
@@ -67,8 +85,24 @@ class HasRemote:
         return RemoteURL(checked.url, username, password)
 
 
+class VersionScheme(models.TextChoices):
+    """How an upstream names its versions.
+
+    - *chromium*: MAJOR.MINOR.BUILD.PATCH in `version_file` and in tags of that name; bases
+      get a version and milestones, and Chrome's rules apply (milestones behind Stable,
+      milestone support, key pinning that lapses in old builds).
+    - *tags*: the upstream's own release tags (those `tag_pattern` selects, such as git's
+      v2.45.0): a base's version is the newest release tag it contains, *versions behind*
+      counts the release tags between base and tip; no milestones and no Chrome rules.
+    """
+
+    CHROMIUM = "chromium", "Chromium versions (MAJOR.MINOR.BUILD.PATCH)"
+    TAGS = "tags", "the upstream's release tags"
+
+
 class Upstream(HasRemote, models.Model):
-    """The upstream a fork follows: Chromium's chromium/src, or an internal mirror of it."""
+    """The upstream a fork follows: Chromium's chromium/src, an internal mirror of it, or
+    another project whose versions are its release tags (`version_scheme`)."""
 
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
@@ -78,16 +112,26 @@ class Upstream(HasRemote, models.Model):
         max_length=200, default="refs/heads/main", validators=[validate_ref_name]
     )
     release_branch_pattern = models.CharField(
-        max_length=200,
+        max_length=500,
         default="refs/branch-heads/*",
         validators=[validate_ref_pattern],
-        help_text="Release branches, e.g. refs/branch-heads/* (branch names are build numbers).",
+        help_text="Release branches: ref patterns separated by commas or spaces, each '*' "
+        "any characters ('/' too), '!' to exclude, e.g. refs/branch-heads/* (Chromium's "
+        "branch names are build numbers).",
     )
     tag_pattern = models.CharField(
-        max_length=200,
+        max_length=500,
         default="refs/tags/*",
         validators=[validate_ref_pattern],
-        help_text="Tags to fetch; those named MAJOR.MINOR.BUILD.PATCH are upstream versions.",
+        help_text="Tags to fetch, as ref patterns (e.g. refs/tags/v*, !refs/tags/*-rc*). "
+        "Chromium scheme: those named MAJOR.MINOR.BUILD.PATCH are versions; tags scheme: "
+        "every tag selected is a release.",
+    )
+    version_scheme = models.CharField(
+        max_length=20,
+        choices=VersionScheme.choices,
+        default=VersionScheme.CHROMIUM,
+        help_text="Chromium versions, or the upstream's own release tags (see tag pattern).",
     )
     version_file = models.CharField(
         max_length=200,
@@ -128,11 +172,13 @@ class Fork(HasRemote, models.Model):
     kind = models.CharField(max_length=20, choices=ForkKind.choices, default=ForkKind.GIT)
     git_url = models.CharField(max_length=500)
     release_tag_pattern = models.CharField(
-        max_length=200,
+        max_length=500,
         blank=True,
         default="",
-        validators=[validate_ref_pattern],
-        help_text="Tags that mark fork releases, e.g. refs/tags/v* (ship time = tag date).",
+        validators=[validate_tag_patterns],
+        help_text="Tags that mark fork releases (ship time = tag date): ref patterns under "
+        "refs/tags/, e.g. refs/tags/v*.windows.*, !refs/tags/*-rc*. Tags on upstream's own "
+        "commits are never fork releases.",
     )
     pinned_version_file = models.CharField(
         max_length=200,
@@ -184,7 +230,13 @@ class Fork(HasRemote, models.Model):
 
 
 class TrackedBranch(models.Model):
-    """A fork branch and the upstream ref it follows (main or a release branch)."""
+    """A fork branch and the upstream ref it follows (main or a release branch).
+
+    `upstream_ref` is the *primary* ref: lag, base, patches and fix statuses are measured
+    against it. A branch may also follow other refs (`also_follows`, e.g. a release branch
+    that takes commits from main too): they are fetched and checked like the primary, and
+    each snapshot records how many of their commits the branch lacks.
+    """
 
     fork = models.ForeignKey(Fork, on_delete=models.CASCADE, related_name="branches")
     name = models.CharField(
@@ -196,6 +248,14 @@ class TrackedBranch(models.Model):
         validators=[validate_ref_name],
         help_text="refs/heads/main or a release branch such as refs/branch-heads/6422.",
     )
+    also_follows = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        validators=[validate_ref_list],
+        help_text="Other upstream refs it follows, comma- or space-separated (e.g. "
+        "refs/heads/main for a release branch that also takes main's commits).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -206,3 +266,13 @@ class TrackedBranch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.fork.name}:{self.name}"
+
+    @property
+    def followed_refs(self) -> tuple[str, ...]:
+        """Every upstream ref the branch follows, the primary first."""
+        extra = parse_ref_list(self.also_follows) if self.also_follows else ()
+        return (self.upstream_ref, *(r for r in extra if r != self.upstream_ref))
+
+    @property
+    def other_refs(self) -> tuple[str, ...]:
+        return self.followed_refs[1:]

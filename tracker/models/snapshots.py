@@ -48,8 +48,13 @@ class BranchSnapshot(models.Model):
       first-parent line.
     - *days behind*: whole days from the oldest missing upstream commit's commit time to the
       snapshot; 0 when nothing is missing.
-    - *versions behind*: upstream `chrome/VERSION` changes between the base and the followed
-      ref's tip; *milestones behind*: the tip's MAJOR minus the base's MAJOR.
+    - *versions behind*: upstream versions between the base and the followed ref's tip
+      (tracker.lag; for an upstream versioned by its tags, its release tags in between);
+      *milestones behind*: the tip's MAJOR minus the base's MAJOR. Both are null when the
+      base has no known version (`base_version` empty), and milestones are null for an
+      upstream without Chromium versions: no figure without data.
+    - *base version*: a Chromium version (with its four integer columns), or for an upstream
+      versioned by its tags the newest release tag the base contains (integer columns null).
     - The `_at_tip` figures are the same, measured against upstream as it was when the branch's
       own last commit was made: an abandoned branch has small `_at_tip` lag and large lag now.
     - *patches*: the fork's own non-merge commits (reachable from the tip, not from upstream),
@@ -57,6 +62,8 @@ class BranchSnapshot(models.Model):
       marker, so the old copies it keeps reachable are not counted (`tracker.patches`).
     - *base moved at*: commit time of the oldest commit on the branch's first-parent line that
       contains the base, whichever parent brought it in (`tracker.lag.base_move_time`).
+    - *other refs behind*: for a branch that also follows other upstream refs
+      (`TrackedBranch.also_follows`), upstream ref -> commits of it the branch lacks.
     """
 
     branch = models.ForeignKey(TrackedBranch, on_delete=models.CASCADE, related_name="snapshots")
@@ -67,7 +74,7 @@ class BranchSnapshot(models.Model):
     base_sha = models.CharField(max_length=40, blank=True, default="")
     base_position_ref = models.CharField(max_length=200, blank=True, default="")
     base_position = models.IntegerField(null=True, blank=True)
-    base_version = models.CharField(max_length=40, blank=True, default="")
+    base_version = models.CharField(max_length=100, blank=True, default="")
     base_major = models.IntegerField(null=True, blank=True)
     base_minor = models.IntegerField(null=True, blank=True)
     base_build = models.IntegerField(null=True, blank=True)
@@ -78,14 +85,15 @@ class BranchSnapshot(models.Model):
     commits_behind_first_parent = models.IntegerField()
     oldest_missing_at = models.DateTimeField(null=True, blank=True)
     days_behind = models.IntegerField()
-    versions_behind = models.IntegerField()
-    milestones_behind = models.IntegerField()
+    versions_behind = models.IntegerField(null=True, blank=True)
+    milestones_behind = models.IntegerField(null=True, blank=True)
+    other_refs_behind = models.JSONField(default=dict, blank=True)
 
     upstream_tip_at_tip_sha = models.CharField(max_length=40, blank=True, default="")
     commits_behind_at_tip = models.IntegerField()
     days_behind_at_tip = models.IntegerField()
-    versions_behind_at_tip = models.IntegerField()
-    milestones_behind_at_tip = models.IntegerField()
+    versions_behind_at_tip = models.IntegerField(null=True, blank=True)
+    milestones_behind_at_tip = models.IntegerField(null=True, blank=True)
 
     patch_count = models.IntegerField()
     patches_upstreamed = models.IntegerField()
@@ -113,7 +121,7 @@ class BranchSnapshot(models.Model):
     @property
     def status(self) -> str:
         """ "current", "behind" or "overdue": see tracker.lag.lag_status."""
-        return lag_status(self.days_behind, self.milestones_behind)
+        return lag_status(self.days_behind, self.milestones_behind or 0)
 
 
 class PatchChange(models.TextChoices):

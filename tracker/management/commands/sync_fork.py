@@ -40,10 +40,15 @@ class Command(TrackerCommand):
             self._alerts()
             raise CommandError(f"sync of {slug} failed: {exc}") from None
         for s in snapshots:
+            if not s.base_version:
+                versions = " behind (base version unknown)"
+            elif s.milestones_behind is not None:
+                versions = f" / {s.milestones_behind} milestones behind (base {s.base_version})"
+            else:
+                versions = f" / {s.versions_behind} versions behind (base {s.base_version})"
             self.stdout.write(
                 f"{fork.slug}:{s.branch.name}: {s.commits_behind} commits / {s.days_behind} days"
-                f" / {s.milestones_behind} milestones behind (base {s.base_version or '?'}), "
-                f"{s.patch_count} patches, {s.patches_upstreamed} upstreamed, "
+                f"{versions}, {s.patch_count} patches, {s.patches_upstreamed} upstreamed, "
                 f"{s.conflicting_patches} predicted conflicts"
             )
         self._alerts()
