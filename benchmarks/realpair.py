@@ -21,8 +21,8 @@ set against plain git's fetch plus its figures):
 - commits behind: ``git rev-list --count F..U``; first-parent: ``--first-parent F..U``
 - days behind: from the commit time of the last line of ``git rev-list --first-parent F..U``
 - patches: ``git rev-list --count --no-merges U..F``; when F's first-parent line holds a
-  merging-rebase marker (a merge whose first parent upstream contains and whose other parents
-  it does not), the non-merge commits since the newest one:
+  merging-rebase marker (a merge whose first parent upstream contains, whose other parents it
+  does not, and whose tree is its first parent's), the non-merge commits since the newest one:
   ``git rev-list --no-merges F ^U ^M^2 ...``
 - already upstream: ``git cherry U F [M^2]`` lines starting with ``-``
 - conflicting files: ``git merge-tree --write-tree --name-only --no-messages U F``;
@@ -128,18 +128,17 @@ def plain_figures(git: Plain, fork_ref: str, up_ref: str, now: datetime) -> Figu
         oldest = int(git.out("log", "-1", "--format=%ct", first[-1]))
         days = max(0, int((now.timestamp() - oldest) // DAY))
     marker, excluded = "", []
+    upstream_has = set(git.out("rev-list", u).split())  # one walk, not one query a merge
     for line in git.out("rev-list", "--first-parent", "--parents", f, f"^{u}").splitlines():
         sha, *parents = line.split()
         if len(parents) < 2:
             continue
-        first_in = git("merge-base", "--is-ancestor", parents[0], u, check=False).returncode == 0
-        others_out = all(
-            git("merge-base", "--is-ancestor", p, u, check=False).returncode != 0
-            for p in parents[1:]
-        )
-        if first_in and others_out:
-            marker, excluded = sha, parents[1:]
-            break
+        if parents[0] in upstream_has and not any(p in upstream_has for p in parents[1:]):
+            # ...and it takes its tree from upstream: a fork merged into upstream is no marker.
+            tree, first_tree = (git.out("rev-parse", f"{c}^{{tree}}") for c in (sha, f"{sha}^1"))
+            if tree == first_tree:
+                marker, excluded = sha, parents[1:]
+                break
     revs = [f, f"^{u}", *(f"^{p}" for p in excluded)]
     patch_list = git.out("rev-list", "--no-merges", *revs).split()
     cherry_args = ["cherry", u, f, *excluded[:1]]
