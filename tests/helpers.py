@@ -72,3 +72,42 @@ def concrete_url(route: str, values: Mapping[str, str]) -> str:
     route = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values.get(m.group(1), "1"), route)
     route = route.replace("^", "").replace("$", "").replace("\\Z", "").replace("\\", "")
     return "/" + route.replace("/?", "/")
+
+
+def lose_object(repo: Path | str, oid: str) -> None:
+    """Make `repo` lack object `oid`, as a mirror snapshot that left out a large file does:
+    its packs are unpacked into loose objects and that one object's file is removed."""
+    objects = Path(git(repo, "rev-parse", "--git-path", "objects").strip())
+    if not objects.is_absolute():
+        objects = Path(repo) / objects
+    for pack in sorted((objects / "pack").glob("*.pack")):
+        data = pack.read_bytes()
+        for part in pack.parent.glob(pack.stem + ".*"):
+            part.unlink()
+        run_git(["unpack-objects", "-q"], git_dir=repo, input=data)
+    (objects / oid[:2] / oid[2:]).unlink()
+
+
+_WHEN = 1_700_000_000
+
+
+def fast_import(repo: Path | str, ref: str, parent: str, commits: list[dict[str, str]]) -> str:
+    """Commits on `ref` after `parent` (empty: a root), each a {path: text}; the new tip."""
+    from tracker.git import git_input_stream
+
+    stream = []
+    for n, files in enumerate(commits):
+        message = f"{ref} change {n}\n"
+        stream.append(
+            f"commit {ref}\ncommitter A <a@example.com> {_WHEN + n * 60} +0000\n"
+            f"data {len(message)}\n{message}"
+            + (f"from {parent}\n" if parent and n == 0 else "")
+            + "".join(
+                f"M 644 inline {path}\ndata {len(text.encode())}\n{text}\n"
+                for path, text in files.items()
+            )
+            + "\n"
+        )
+    with git_input_stream(["fast-import", "--quiet"], git_dir=repo) as stdin:
+        stdin.write("".join(stream).encode())
+    return git(repo, "rev-parse", ref).strip()
