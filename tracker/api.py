@@ -88,8 +88,9 @@ class ForkSerializer(serializers.ModelSerializer):
             "owner_emails",
             "last_synced_at",
             "last_error",
+            "last_warning",
         ]
-        read_only_fields = ["last_synced_at", "last_error"]
+        read_only_fields = ["last_synced_at", "last_error", "last_warning"]
 
     def create(self, validated):
         branches = [(b["name"], b["upstream_ref"]) for b in validated.pop("branches")]

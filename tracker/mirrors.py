@@ -26,7 +26,7 @@ from pathlib import Path
 from django.conf import settings
 
 from tracker import progress
-from tracker.git import check_ref_name, run_git
+from tracker.git import RemoteURL, check_ref_name, run_git
 from tracker.gitrepo import configure, init_bare
 from tracker.models import Fork, Upstream
 
@@ -126,9 +126,14 @@ def fetch_upstream(upstream: Upstream, mirror: Mirror | None = None) -> Mirror:
     return mirror
 
 
+def fork_remote(fork: Fork) -> str:
+    """The name of the fork's remote in its upstream's mirror."""
+    return f"fork-{fork.slug}"
+
+
 def fetch_fork(fork: Fork, mirror: Mirror) -> None:
     """Fetch a fork's tracked branches and release tags into its namespace of the mirror."""
-    remote_name = f"fork-{fork.slug}"
+    remote_name = fork_remote(fork)
     remote = fork.remote(settings.GIT_LOCAL_ROOTS)
     configure(mirror.path, {f"remote.{remote_name}.url": remote.url})
     run_git(
@@ -145,6 +150,13 @@ def fetch_fork(fork: Fork, mirror: Mirror) -> None:
         remote=remote,
         timeout=settings.GIT_TIMEOUT,
     )
+
+
+def fetch_remotes(fork: Fork) -> dict[str, RemoteURL]:
+    """Where objects a sync of `fork` needs and the mirror lacks are fetched from, in order
+    (for `Repository.use_remotes`): the upstream's remote, then the fork's."""
+    roots = settings.GIT_LOCAL_ROOTS
+    return {UPSTREAM_REMOTE: fork.upstream.remote(roots), fork_remote(fork): fork.remote(roots)}
 
 
 def list_refs(mirror: Mirror, prefix: str) -> dict[str, str]:

@@ -171,6 +171,12 @@ class Fork(HasRemote, models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    last_warning = models.TextField(
+        blank=True,
+        default="",
+        help_text="What the last sync could not measure, though it succeeded (figures "
+        "unknown for objects no remote has); empty when it measured everything.",
+    )
 
     class Meta:
         ordering = ["name"]

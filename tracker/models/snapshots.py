@@ -54,6 +54,7 @@ class BranchSnapshot(models.Model):
       own last commit was made: an abandoned branch has small `_at_tip` lag and large lag now.
     - *patches*: the fork's own commits on top of the base (first-parent, no merges), so old
       copies kept reachable by merging-rebase forks are not counted.
+    - *unknown*: the figures that could not be measured, with the reason (see `unknown`).
     """
 
     branch = models.ForeignKey(TrackedBranch, on_delete=models.CASCADE, related_name="snapshots")
@@ -91,6 +92,9 @@ class BranchSnapshot(models.Model):
     patches_changed = models.IntegerField(default=0)
     conflicting_patches = models.IntegerField(default=0)
     conflicting_files = models.IntegerField(default=0)
+    # Figures that could not be measured -> why (tracker.health.UNKNOWN_FIGURES): objects the
+    # mirror lacks and no remote has. Their columns hold 0 then; pages say "unknown".
+    unknown = models.JSONField(default=dict, blank=True)
 
     objects = SnapshotQuerySet.as_manager()
 
@@ -111,6 +115,21 @@ class BranchSnapshot(models.Model):
     def status(self) -> str:
         """ "current", "behind" or "overdue": see tracker.lag.lag_status."""
         return lag_status(self.days_behind, self.milestones_behind)
+
+    @property
+    def unknown_versions(self) -> str:
+        """Why the base version, versions and milestones behind are unknown ("" if known)."""
+        return self.unknown.get("versions", "")
+
+    @property
+    def unknown_patch_ids(self) -> str:
+        """Why patch identities (already upstream, churn) are unknown ("" if known)."""
+        return self.unknown.get("patch_ids", "")
+
+    @property
+    def unknown_conflicts(self) -> str:
+        """Why the predicted conflicts are unknown ("" if known)."""
+        return self.unknown.get("conflicts", "")
 
 
 class PatchChange(models.TextChoices):
