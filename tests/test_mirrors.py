@@ -1,13 +1,23 @@
-"""Mirrors: namespaced refs, partial clone with lazy blob fetches, commit-graph, incremental."""
+"""Mirrors: namespaced refs, partial clones of upstream and forks with blobs fetched when read,
+commit-graph, incremental fetches, a server without filters noted once."""
 
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import git
+from tests.helpers import git, serve
 from tracker.generator import build_world, standard_world
 from tracker.git import run_git
-from tracker.mirrors import Mirror, ensure_mirror, fetch_fork, fetch_upstream, list_refs
+from tracker.gitrepo import open_repo
+from tracker.mirrors import (
+    Mirror,
+    ensure_mirror,
+    fetch_fork,
+    fetch_upstream,
+    list_refs,
+    mirror_size,
+)
+from tracker.models import Upstream
 from tracker.registry import register_fork, register_upstream
 from tracker.sync import snapshot_fork
 
@@ -120,3 +130,50 @@ def test_config_and_remotes_are_written_only_when_they_change(registered, world)
     assert config.stat().st_mtime_ns != written
     assert git(mirror.path, "config", "remote.upstream.url").strip() == acme["path"]
     assert git(mirror.path, "config", "remote.upstream.promisor").strip() == "true"
+
+
+@pytest.mark.django_db
+def test_forks_are_promisors_fetched_with_the_upstreams_filter(
+    registered, world, tmp_path, settings
+):
+    upstream, fork, acme = registered
+    settings.GIT_LOCAL_ROOTS = [Path(world["path"]), tmp_path]
+    served = tmp_path / "acme.git"
+    run_git(["clone", "--quiet", "--mirror", acme["path"], str(served)])
+    serve(served)
+    fork.git_url = str(served)
+    fork.save()
+    mirror = fetch_upstream(upstream)
+    fetch_fork(fork, mirror)
+    assert git(mirror.path, "config", "remote.fork-acme.promisor").strip() == "true"
+    assert git(mirror.path, "config", "remote.fork-acme.partialclonefilter").strip() == "blob:none"
+    tip = acme["branches"][0]["tip"]
+    fork_files = git(mirror.path, "ls-tree", "-r", "--format=%(objectname)", tip).split()
+    with open_repo(mirror.path) as repo:
+        assert repo.missing(fork_files)  # the fork's files stayed on its server
+    fork.refresh_from_db()
+    assert fork.filter_warning == "" and upstream.filter_warning == ""
+
+
+@pytest.mark.django_db
+def test_a_server_ignoring_the_filter_is_reported_once_with_the_mirrors_size(
+    registered, world, caplog
+):
+    upstream, fork, acme = registered  # acme's server has no uploadpack.allowFilter
+    mirror = fetch_upstream(upstream)
+    with caplog.at_level("WARNING", logger="tracker.mirrors"):
+        fetch_fork(fork, mirror)
+        fork.refresh_from_db()
+        warning = fork.filter_warning
+        assert "ignores the partial-clone filter blob:none" in warning
+        _packs, megabytes = mirror_size(mirror)
+        assert f"the mirror is {megabytes:,.1f} MB after this fetch" in warning
+        git(acme["path"], "update-ref", "refs/heads/extra", acme["branches"][0]["tip"] + "~1")
+        try:
+            fetch_fork(fork, mirror)  # git warns again; the note stays as first written
+        finally:
+            git(acme["path"], "update-ref", "-d", "refs/heads/extra")
+    fork.refresh_from_db()
+    assert fork.filter_warning == warning
+    assert [r.message for r in caplog.records].count(f"fork acme: {warning}") == 1
+    assert Upstream.objects.get(pk=upstream.pk).filter_warning == ""  # its server filters

@@ -6,9 +6,13 @@ merge-base, ancestry and patch identity work across them without network round t
 - ``refs/upstream/heads/main``, ``refs/upstream/branch-heads/6422``, ``refs/upstream/tags/…``
 - ``refs/forks/<fork slug>/heads/<branch>``, ``refs/forks/<fork slug>/tags/…``
 
-Upstream is fetched as a partial clone (``GIT_CLONE_FILTER``, ``blob:none`` by default): commits
-and trees arrive at once, file contents only when something reads them, so a Chromium-sized
-history fits on disk. Each fetch updates the commit-graph so ancestry queries stay fast.
+Upstream and forks are fetched as partial clones (``GIT_CLONE_FILTER``, ``blob:none`` by
+default), each remote a promisor: commits and trees arrive at once, file contents only when
+something reads them (fetched a batch at a time, tracker.prefetch), so a Chromium-sized
+history fits on disk and a fork costs its commits and trees, not every blob it ever had. A
+server that ignores the filter (``uploadpack.allowFilter`` off) sends everything; that is
+noted once on the upstream or fork, with the mirror's size (`filter_warning`). Each fetch
+updates the commit-graph so ancestry queries stay fast.
 
 The mirror is read as a GitPython repository (tracker.gitrepo): created by GitPython's
 ``git init``, its config and remotes read by GitPython and written through the gate only when
@@ -33,6 +37,8 @@ from tracker.models import Fork, Upstream
 logger = logging.getLogger(__name__)
 
 UPSTREAM_REMOTE = "upstream"
+# What git prints when it asked for a filter the server does not support (and got everything).
+FILTER_IGNORED = "filtering not recognized by server"
 
 
 @dataclass(frozen=True)
@@ -72,11 +78,22 @@ def ensure_mirror(upstream: Upstream) -> Mirror:
         "core.commitGraph": "true",
         "gc.writeCommitGraph": "true",
     }
-    if settings.GIT_CLONE_FILTER:
-        values[f"remote.{UPSTREAM_REMOTE}.promisor"] = "true"
-        values[f"remote.{UPSTREAM_REMOTE}.partialclonefilter"] = settings.GIT_CLONE_FILTER
+    values.update(_promisor_config(UPSTREAM_REMOTE))
     configure(path, values)
     return Mirror(path)
+
+
+def _promisor_config(remote_name: str) -> dict[str, str]:
+    if not settings.GIT_CLONE_FILTER:
+        return {}
+    return {
+        f"remote.{remote_name}.promisor": "true",
+        f"remote.{remote_name}.partialclonefilter": settings.GIT_CLONE_FILTER,
+    }
+
+
+def _filter_args() -> list[str]:
+    return [f"--filter={settings.GIT_CLONE_FILTER}"] if settings.GIT_CLONE_FILTER else []
 
 
 def _refspec(source: str, destination: str) -> str:
@@ -114,15 +131,14 @@ def fetch_upstream(upstream: Upstream, mirror: Mirror | None = None) -> Mirror:
     mirror = mirror or ensure_mirror(upstream)
     progress.report(upstream.slug, "fetching upstream")
     remote = upstream.remote(settings.GIT_LOCAL_ROOTS)
-    args = ["fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head"]
-    if settings.GIT_CLONE_FILTER:
-        args.append(f"--filter={settings.GIT_CLONE_FILTER}")
-    run_git(
+    args = ["fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", *_filter_args()]
+    result = run_git(
         [*args, UPSTREAM_REMOTE, *upstream_refspecs(upstream)],
         git_dir=mirror.path,
         remote=remote,
         timeout=settings.GIT_TIMEOUT,
     )
+    _note_filter_ignored(upstream, mirror, result.stderr)
     return mirror
 
 
@@ -132,17 +148,21 @@ def fork_remote(fork: Fork) -> str:
 
 
 def fetch_fork(fork: Fork, mirror: Mirror) -> None:
-    """Fetch a fork's tracked branches and release tags into its namespace of the mirror."""
+    """Fetch a fork's tracked branches and release tags into its namespace of the mirror,
+    with the upstream's partial-clone filter (its remote a promisor too)."""
     remote_name = fork_remote(fork)
     remote = fork.remote(settings.GIT_LOCAL_ROOTS)
-    configure(mirror.path, {f"remote.{remote_name}.url": remote.url})
-    run_git(
+    configure(
+        mirror.path, {f"remote.{remote_name}.url": remote.url, **_promisor_config(remote_name)}
+    )
+    result = run_git(
         [
             "fetch",
             "--quiet",
             "--prune",
             "--no-tags",
             "--no-write-fetch-head",
+            *_filter_args(),
             remote_name,
             *fork_refspecs(fork),
         ],
@@ -150,6 +170,7 @@ def fetch_fork(fork: Fork, mirror: Mirror) -> None:
         remote=remote,
         timeout=settings.GIT_TIMEOUT,
     )
+    _note_filter_ignored(fork, mirror, result.stderr)
 
 
 def fetch_remotes(fork: Fork) -> dict[str, RemoteURL]:
@@ -157,6 +178,29 @@ def fetch_remotes(fork: Fork) -> dict[str, RemoteURL]:
     (for `Repository.use_remotes`): the upstream's remote, then the fork's."""
     roots = settings.GIT_LOCAL_ROOTS
     return {UPSTREAM_REMOTE: fork.upstream.remote(roots), fork_remote(fork): fork.remote(roots)}
+
+
+def mirror_size(mirror: Mirror) -> tuple[int, float]:
+    """(packs, megabytes of packs and loose objects) of the mirror (``git count-objects``)."""
+    out = run_git(["count-objects", "-v"], git_dir=mirror.path).text
+    counts = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+    kib = int(counts.get("size-pack", 0)) + int(counts.get("size", 0))
+    return int(counts.get("packs", 0)), kib / 1024
+
+
+def _note_filter_ignored(obj: Upstream | Fork, mirror: Mirror, stderr: str) -> None:
+    """Note on the row, once, that the server ignored the partial-clone filter."""
+    if FILTER_IGNORED not in stderr or obj.filter_warning:
+        return
+    _packs, megabytes = mirror_size(mirror)
+    obj.filter_warning = (
+        f"the server ignores the partial-clone filter {settings.GIT_CLONE_FILTER} (git: "
+        f"'{FILTER_IGNORED}'), so every file's contents come with each fetch from it: the "
+        f"mirror is {megabytes:,.1f} MB after this fetch. Turn on uploadpack.allowFilter on "
+        "the server; clear this note to be told again."
+    )
+    obj.save(update_fields=["filter_warning"])
+    logger.warning("%s %s: %s", type(obj).__name__.lower(), obj.slug, obj.filter_warning)
 
 
 def list_refs(mirror: Mirror, prefix: str) -> dict[str, str]:
