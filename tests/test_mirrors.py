@@ -1,11 +1,13 @@
 """Mirrors: namespaced refs, partial clones of upstream and forks with blobs fetched when read,
-commit-graph, incremental fetches, a server without filters noted once."""
+commit-graph, incremental fetches, a server without filters noted once, housekeeping."""
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import git, serve
+from tests.helpers import git, packs, serve
 from tracker.generator import build_world, standard_world
 from tracker.git import run_git
 from tracker.gitrepo import open_repo
@@ -19,7 +21,8 @@ from tracker.mirrors import (
 )
 from tracker.models import Upstream
 from tracker.registry import register_fork, register_upstream
-from tracker.sync import snapshot_fork
+from tracker.sync import maintain_upstream_mirror, snapshot_fork
+from tracker.tasks import maintain_mirror_task
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +180,51 @@ def test_a_server_ignoring_the_filter_is_reported_once_with_the_mirrors_size(
     assert fork.filter_warning == warning
     assert [r.message for r in caplog.records].count(f"fork acme: {warning}") == 1
     assert Upstream.objects.get(pk=upstream.pk).filter_warning == ""  # its server filters
+
+
+def _lazy_packs(mirror: Path, tip: str, count: int) -> None:
+    """Read `count` files one at a time with plain git: one lazy fetch, one pack, each."""
+    for oid in git(mirror, "ls-tree", "-r", "--format=%(objectname)", tip).split()[:count]:
+        git(mirror, "cat-file", "-p", oid)
+
+
+@pytest.mark.django_db
+def test_housekeeping_repacks_the_packs_lazy_fetches_left(registered, world):
+    upstream, fork, acme = registered
+    mirror = fetch_upstream(upstream)
+    assert git(mirror.path, "config", "gc.auto").strip() == "0"
+    assert git(mirror.path, "config", "repack.writeBitmaps").strip() == "false"
+    _lazy_packs(mirror.path, world["upstream"]["tip"], 30)
+    before = packs(mirror.path)
+    missing = _missing_objects(mirror.path)
+    assert before > 30
+    (mirror.path / "gc.log").write_text("warning: Failed to write bitmap index\nfatal: x\n")
+    result = maintain_mirror_task.apply(args=[upstream.pk], throw=True).get()
+    upstream.refresh_from_db()
+    assert upstream.maintenance_error == "" and upstream.maintained_at is not None
+    assert upstream.maintenance_summary == result
+    assert result.startswith(f"gc: {before} packs (")
+    assert "an earlier automatic gc had failed: fatal: x" in result
+    assert not (mirror.path / "gc.log").exists()
+    assert packs(mirror.path) <= 2
+    assert _missing_objects(mirror.path) == missing  # still a partial clone: nothing fetched
+    snapshots = snapshot_fork(fork, mirror, now=fork.created_at)
+    assert {s.tip_sha for s in snapshots} == {b["tip"] for b in acme["branches"]}
+
+
+@pytest.mark.django_db
+def test_a_failed_housekeeping_is_recorded_and_git_goes_on(registered, world):
+    upstream, fork, _acme = registered
+    mirror = fetch_upstream(upstream)
+    # Another gc holds the repository (a live process on this host): git gc refuses to run.
+    (mirror.path / "gc.pid").write_text(f"{os.getpid()} {socket.gethostname()}")
+    assert maintain_upstream_mirror(upstream, now=fork.created_at).startswith("failed: ")
+    upstream.refresh_from_db()
+    assert "gc is already running" in upstream.maintenance_error
+    assert upstream.maintained_at is None
+    fetch_upstream(upstream)  # git works as before
+    snapshot_fork(fork, mirror, now=fork.created_at)
+    (mirror.path / "gc.pid").unlink()
+    maintain_upstream_mirror(upstream, now=fork.created_at)
+    upstream.refresh_from_db()
+    assert upstream.maintenance_error == "" and upstream.maintained_at == fork.created_at

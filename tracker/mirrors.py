@@ -14,6 +14,12 @@ server that ignores the filter (``uploadpack.allowFilter`` off) sends everything
 noted once on the upstream or fork, with the mirror's size (`filter_warning`). Each fetch
 updates the commit-graph so ancestry queries stay fast.
 
+Git never collects garbage on its own here (``gc.auto=0``, ``maintenance.auto=false``): an
+automatic gc that fails leaves ``gc.log`` behind and refuses to run again until someone removes
+it, and in a partial clone it failed on bitmaps. `maintain_mirror` repacks on a schedule
+instead (``MIRROR_MAINTENANCE_SECONDS``), without bitmaps, and reports what it did or why it
+failed on the upstream's row.
+
 The mirror is read as a GitPython repository (tracker.gitrepo): created by GitPython's
 ``git init``, its config and remotes read by GitPython and written through the gate only when
 they change (a sync that changes nothing starts no ``git config``: seven processes fewer per
@@ -24,13 +30,14 @@ fork sync). Fetches and ref listings stay on the gate's ``git fetch`` and ``git 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 
 from tracker import progress
-from tracker.git import RemoteURL, check_ref_name, run_git
+from tracker.git import RemoteURL, check_ref_name, failure_reason, run_git
 from tracker.gitrepo import configure, init_bare
 from tracker.models import Fork, Upstream
 
@@ -77,6 +84,13 @@ def ensure_mirror(upstream: Upstream) -> Mirror:
         "fetch.writeCommitGraph": "true",  # ancestry queries stay fast
         "core.commitGraph": "true",
         "gc.writeCommitGraph": "true",
+        # No automatic gc inside our commands: maintain_mirror runs it on a schedule.
+        "gc.auto": "0",
+        "maintenance.auto": "false",
+        "gc.autoDetach": "false",
+        # A bitmap needs every reachable object in one pack, which a partial clone never has
+        # ("Packfile doesn't have full closure"): with it, every repack failed.
+        "repack.writeBitmaps": "false",
     }
     values.update(_promisor_config(UPSTREAM_REMOTE))
     configure(path, values)
@@ -201,6 +215,56 @@ def _note_filter_ignored(obj: Upstream | Fork, mirror: Mirror, stderr: str) -> N
     )
     obj.save(update_fields=["filter_warning"])
     logger.warning("%s %s: %s", type(obj).__name__.lower(), obj.slug, obj.filter_warning)
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """What `maintain_mirror` did: packs and size (MB) before and after, and how long it took
+    (seconds); `previous_failure` is the gc.log an earlier automatic gc left, if any."""
+
+    packs_before: int
+    size_before: float
+    packs_after: int
+    size_after: float
+    seconds: float
+    previous_failure: str = ""
+
+    def __str__(self) -> str:
+        text = (
+            f"gc: {self.packs_before:,} packs ({self.size_before:,.1f} MB) to "
+            f"{self.packs_after:,} ({self.size_after:,.1f} MB) in {self.seconds:.1f} s"
+        )
+        if self.previous_failure:
+            text += f"; an earlier automatic gc had failed: {self.previous_failure}"
+        return text
+
+
+def maintain_mirror(mirror: Mirror) -> Maintenance:
+    """Repack the mirror's packs into one (promisor objects into a pack of their own), prune
+    old unreachable objects and rewrite the commit-graph: ``git gc`` in the foreground,
+    without bitmaps. A ``gc.log`` left by an earlier automatic gc is removed first (git would
+    refuse to collect while it is there) and reported. Raises GitError when gc fails."""
+    log = mirror.path / "gc.log"
+    previous = ""
+    if log.exists():
+        previous = failure_reason(log.read_text(errors="replace"))
+        log.unlink()
+    packs_before, size_before = mirror_size(mirror)
+    started = time.monotonic()
+    run_git(
+        ["-c", "gc.autoDetach=false", "-c", "repack.writeBitmaps=false", "gc", "--quiet"],
+        git_dir=mirror.path,
+        timeout=settings.GIT_TIMEOUT,
+    )
+    packs_after, size_after = mirror_size(mirror)
+    return Maintenance(
+        packs_before,
+        size_before,
+        packs_after,
+        size_after,
+        time.monotonic() - started,
+        previous,
+    )
 
 
 def list_refs(mirror: Mirror, prefix: str) -> dict[str, str]:

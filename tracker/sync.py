@@ -4,6 +4,7 @@ Both functions record success or failure on their row (`last_synced_at`, `last_e
 re-raise failures, so a command can exit non-zero and a task can decide whether to retry. A
 fork sync that could not measure some figures (objects no remote has) still succeeds: the
 snapshots say which figures are unknown and why, and the fork's `last_warning` sums them up.
+`maintain_upstream_mirror` records the mirror's housekeeping on the upstream's row.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from tracker.mirrors import (
     fetch_remotes,
     fetch_upstream,
     list_refs,
+    maintain_mirror,
+    mirror_path,
 )
 from tracker.models import BranchSnapshot, Fork, ForkKind, Upstream, UpstreamCommit
 from tracker.secrets import CredentialsError
@@ -139,3 +142,24 @@ def unknown_summary(snapshots: list[BranchSnapshot]) -> str:
             covers = UNKNOWN_FIGURES.get(figure, figure)
             lines.append(f"{snapshot.branch.name}: {covers} unknown: {reason}")
     return "\n".join(lines)[:4000]
+
+
+def maintain_upstream_mirror(upstream: Upstream, *, now: datetime) -> str:
+    """Housekeeping of the upstream's mirror (`maintain_mirror`), recorded on the upstream:
+    `maintained_at` and `maintenance_summary` when it ran, `maintenance_error` when it failed
+    (not raised: the next scheduled run tries again, and git goes on working meanwhile)."""
+    path = mirror_path(upstream)
+    if not (path / "HEAD").exists():
+        return "no mirror yet"
+    try:
+        done = maintain_mirror(Mirror(path))
+    except GitError as exc:
+        upstream.maintenance_error = str(exc)[:2000]
+        upstream.save(update_fields=["maintenance_error"])
+        logger.warning("mirror %s: housekeeping failed: %s", upstream.slug, exc)
+        return f"failed: {exc}"
+    upstream.maintained_at, upstream.maintenance_error = now, ""
+    upstream.maintenance_summary = str(done)[:2000]
+    upstream.save(update_fields=["maintained_at", "maintenance_error", "maintenance_summary"])
+    logger.info("mirror %s: %s", upstream.slug, done)
+    return str(done)

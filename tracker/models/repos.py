@@ -107,6 +107,10 @@ class Upstream(HasRemote, models.Model):
         help_text="Set once, when the server first ignored the partial-clone filter: the "
         "mirror then holds every file's contents; with its size at that time.",
     )
+    # Mirror housekeeping (tracker.mirrors.maintain_mirror), on its own schedule.
+    maintained_at = models.DateTimeField(null=True, blank=True)
+    maintenance_summary = models.TextField(blank=True, default="")
+    maintenance_error = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["name"]
