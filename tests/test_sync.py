@@ -5,6 +5,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
 from tests.helpers import git, lose_object, serve
 from tracker.generator import build_world, standard_world
@@ -61,7 +62,9 @@ def lossy(world, settings, tmp_path):
 
 
 @pytest.mark.django_db
-def test_a_blob_no_remote_has_leaves_the_forecast_unknown_and_the_sync_going_on(lossy, world):
+def test_a_blob_no_remote_has_leaves_the_forecast_unknown_and_the_sync_going_on(
+    lossy, world, staff_client
+):
     fork, truth, branch, path, lost = lossy
     now = datetime.fromisoformat(world["now"])
     snapshots = {s.branch.name: s for s in sync_fork(fork, now=now)}
@@ -79,3 +82,12 @@ def test_a_blob_no_remote_has_leaves_the_forecast_unknown_and_the_sync_going_on(
     assert fork.last_synced_at == now and fork.last_error == ""  # synced
     assert f"{branch['name']}: predicted conflicts unknown: " in fork.last_warning
     assert ForkSecuritySnapshot.objects.filter(fork=fork, taken_at=now).exists()  # security ran
+
+    page = staff_client.get(reverse("fork", args=[fork.slug])).content.decode()
+    assert "could not measure everything" in page and lost[:12] in page
+    assert ">unknown</td>" in page  # the branch's predicted conflicts
+    page = staff_client.get(reverse("branch", args=[fork.slug, branch["name"]])).content.decode()
+    assert f"predicted conflicts: unknown: 1 object is on no remote: {path}" in page
+    assert "unknown how many</small>" in page or "unknown how many predicted" in page
+    page = staff_client.get(reverse("sync")).content.decode()
+    assert "predicted conflicts unknown" in page and 'status-behind">warning' in page
