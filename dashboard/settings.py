@@ -158,6 +158,8 @@ CELERY_TASK_ROUTES = {
     "tracker.sync_fork": {"queue": "git"},
     "tracker.sync_all_forks": {"queue": "default"},
     "tracker.sync_upstream": {"queue": "git"},
+    "tracker.maintain_mirror": {"queue": "git"},
+    "tracker.maintain_mirrors": {"queue": "default"},
     "tracker.sync_chromiumdash": {"queue": "http"},
     "tracker.sync_versionhistory": {"queue": "http"},
     "tracker.sync_chrome_releases": {"queue": "http"},
@@ -196,6 +198,9 @@ CHROME_RELEASES_SYNC_SECONDS = env_interval("CHROME_RELEASES_SYNC_SECONDS", 3600
 LINK_FIXES_SECONDS = env_int("LINK_FIXES_SECONDS", 21600, minimum=900)
 # Forks: fetch, ingest upstream history and snapshot every tracked branch.
 FORK_SYNC_SECONDS = env_int("FORK_SYNC_SECONDS", 3600, minimum=60)
+# Mirror housekeeping (git gc, under the sync lock): git's automatic gc is off in mirrors, so
+# this is what keeps the packs that fetches and blob fetches add from piling up.
+MIRROR_MAINTENANCE_SECONDS = env_interval("MIRROR_MAINTENANCE_SECONDS", 86400, minimum=3600)
 # Alerts: evaluated every ALERTS_EVALUATE_SECONDS and after each sync; the outbox is
 # drained every ALERTS_DELIVER_SECONDS (immediate mail waits at most that long).
 ALERTS_EVALUATE_SECONDS = env_int("ALERTS_EVALUATE_SECONDS", 900, minimum=60)
@@ -228,6 +233,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tracker.sync_all_forks",
         "schedule": FORK_SYNC_SECONDS,
         "options": {"expires": FORK_SYNC_SECONDS},
+    },
+    "maintain mirrors": {
+        "task": "tracker.maintain_mirrors",
+        "schedule": MIRROR_MAINTENANCE_SECONDS,
+        "options": {"expires": MIRROR_MAINTENANCE_SECONDS},
     },
     # Syncs queue an evaluation when they finish; this catches what only time changes
     # (deadlines passing, sources going stale) and queues the daily reminders.

@@ -208,3 +208,100 @@ def build_tag_world(root: Path) -> dict:
             "own_tags": ["v1.1.0-rc1.windows.1", "v1.1.0.windows.1", "v1.1.1.windows.1"],
         },
     }
+
+
+def serve(repo: Path | str) -> None:
+    """Let `repo` serve as GitHub and googlesource do: partial-clone filters, and wants of
+    any object by id (what a promisor's lazy fetch sends)."""
+    git(repo, "config", "uploadpack.allowFilter", "true")
+    git(repo, "config", "uploadpack.allowAnySHA1InWant", "true")
+
+
+def lose_object(repo: Path | str, oid: str) -> None:
+    """Make `repo` lack object `oid`, as a mirror snapshot that left out a large file does:
+    its packs are unpacked into loose objects and that one object's file is removed."""
+    objects = Path(git(repo, "rev-parse", "--git-path", "objects").strip())
+    if not objects.is_absolute():
+        objects = Path(repo) / objects
+    for pack in sorted((objects / "pack").glob("*.pack")):
+        data = pack.read_bytes()
+        for part in pack.parent.glob(pack.stem + ".*"):
+            part.unlink()
+        run_git(["unpack-objects", "-q"], git_dir=repo, input=data)
+    (objects / oid[:2] / oid[2:]).unlink()
+
+
+def packs(repo: Path | str) -> int:
+    """Pack files in a repository."""
+    return int(git(repo, "count-objects", "-v").split("packs: ")[1].split()[0])
+
+
+_WHEN = 1_700_000_000
+VERSION_125 = "MAJOR=125\nMINOR=0\nBUILD=6422\nPATCH=0\n"
+
+
+def fast_import(repo: Path | str, ref: str, parent: str, commits: list[dict[str, str]]) -> str:
+    """Commits on `ref` after `parent` (empty: a root), each a {path: text}; the new tip."""
+    from tracker.git import git_input_stream
+
+    stream = []
+    for n, files in enumerate(commits):
+        message = f"{ref} change {n}\n"
+        stream.append(
+            f"commit {ref}\ncommitter A <a@example.com> {_WHEN + n * 60} +0000\n"
+            f"data {len(message)}\n{message}"
+            + (f"from {parent}\n" if parent and n == 0 else "")
+            + "".join(
+                f"M 644 inline {path}\ndata {len(text.encode())}\n{text}\n"
+                for path, text in files.items()
+            )
+            + "\n"
+        )
+    with git_input_stream(["fast-import", "--quiet"], git_dir=repo) as stdin:
+        stdin.write("".join(stream).encode())
+    return git(repo, "rev-parse", ref).strip()
+
+
+def two_remote_world(root: Path) -> dict:
+    """Servers `upstream.git` and `fork.git` under `root` (see `serve`), from a common base;
+    since, the fork changed a, b, c and e.txt, one commit each, and upstream a, b, c and d.txt.
+    Returns the servers' paths and the ids of the base, the fork tip ("tip") and the
+    upstream tip ("up")."""
+    from tracker.gitrepo import init_bare
+
+    upstream = root / "upstream.git"
+    init_bare(upstream)
+    files = {f"{name}.txt": f"{name} line 1\nline 2\nline 3\n" for name in "abcde"}
+    base = fast_import(upstream, "refs/heads/main", "", [{**files, "chrome/VERSION": VERSION_125}])
+    fork = root / "fork.git"
+    run_git(["clone", "--quiet", "--bare", str(upstream), str(fork)])
+    changes = [{f"{n}.txt": f"fork {n}\nline 2\nline 3\n"} for n in "abce"]
+    tip = fast_import(fork, "refs/heads/main", base, changes)
+    changes = [{f"{n}.txt": f"upstream {n}\nline 2\nline 3\n"} for n in "abcd"]
+    up = fast_import(upstream, "refs/heads/main", base, changes)
+    for repo in (upstream, fork):
+        serve(repo)
+    return {"upstream": upstream, "fork": fork, "base": base, "tip": tip, "up": up}
+
+
+def two_promisor_mirror(path: Path, world: dict) -> Path:
+    """A blob:none mirror at `path` of a `two_remote_world`: remotes "upstream" and
+    "fork-acme", both promisors, their heads under refs/upstream/heads and
+    refs/forks/acme/heads, commits and trees fetched and no blob."""
+    from tracker.gitrepo import configure, init_bare
+
+    init_bare(path)
+    for name, served, namespace in (
+        ("upstream", world["upstream"], "refs/upstream/heads"),
+        ("fork-acme", world["fork"], "refs/forks/acme/heads"),
+    ):
+        configure(
+            path,
+            {
+                f"remote.{name}.url": f"file://{served}",
+                f"remote.{name}.promisor": "true",
+                f"remote.{name}.partialclonefilter": "blob:none",
+            },
+        )
+        git(path, "fetch", "--quiet", "--filter=blob:none", name, f"+refs/heads/*:{namespace}/*")
+    return path

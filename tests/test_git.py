@@ -5,12 +5,14 @@ import time
 
 import pytest
 
+from tests.helpers import fast_import, lose_object
 from tracker.git import (
     GitError,
     UnsafeGitInput,
     check_ref_name,
     check_remote_url,
     check_sha,
+    failure_reason,
     git_input_stream,
     git_output_stream,
     redact,
@@ -123,6 +125,39 @@ def test_failure_message_is_safe_and_names_the_command(tmp_path):
     with pytest.raises(GitError) as info:
         run_git(["rev-parse", "--verify", "--end-of-options", "nope"], git_dir=tmp_path / "none")
     assert "git --git-dir=" in str(info.value) and "failed (exit" in str(info.value)
+
+
+def test_a_failed_fetch_says_why_not_only_what_followed(tmp_path):
+    """A server lacking a blob: git's last line blames the remote side; the cause is the
+    server's first line, which the message keeps."""
+    served = tmp_path / "served.git"
+    run_git(["init", "--quiet", "--bare", str(served)])
+    tip = fast_import(served, "refs/heads/main", "", [{"big.bin": "contents"}])
+    lost = run_git(["rev-parse", f"{tip}:big.bin"], git_dir=served).text.strip()
+    lose_object(served, lost)
+    mirror = tmp_path / "mirror.git"
+    run_git(["init", "--quiet", "--bare", str(mirror)])
+    with pytest.raises(GitError) as info:
+        run_git(["fetch", "--quiet", f"file://{served}", "+refs/*:refs/*"], git_dir=mirror)
+    message = str(info.value)
+    assert f"remote: fatal: unable to read {lost}" in message
+    assert "possible repository corruption on the remote side" in message
+    assert message.count(f"unable to read {lost}") == 1
+
+
+def test_failure_reasons_are_the_fatal_and_error_lines_each_once_and_bounded():
+    stderr = (
+        "hint: something\nremote: fatal: unable to read abc  \nerror: pack died\n"
+        "remote: aborting\nfatal: early EOF\nfatal: early EOF\n"
+    )
+    assert failure_reason(stderr) == (
+        "remote: fatal: unable to read abc / error: pack died / fatal: early EOF"
+    )
+    assert failure_reason("warning: one\nlast words\n") == "last words"
+    assert failure_reason("") == "no message"
+    many = "".join(f"error: line {n}\n" for n in range(20))
+    assert failure_reason(many).endswith("error: line 4 / (and 15 more)")
+    assert len(failure_reason("fatal: " + "x" * 5000)) == 1200
 
 
 def test_end_of_options_keeps_a_dash_revision_from_being_an_option(tmp_path):

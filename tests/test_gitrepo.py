@@ -12,7 +12,7 @@ from pathlib import Path
 import git as gitpython
 import pytest
 
-from tests.helpers import git
+from tests.helpers import git, lose_object, packs, two_promisor_mirror, two_remote_world
 from tracker import gitrepo
 from tracker.git import GitError, git_input_stream, run_git
 from tracker.gitrepo import Repository, configure, init_bare, open_repo
@@ -278,3 +278,45 @@ def test_no_code_turns_gitpythons_safety_checks_off():
     tracker = Path(__file__).resolve().parent.parent / "tracker"
     for source in tracker.rglob("*.py"):
         assert "allow_unsafe" not in source.read_text(), source
+
+
+def test_missing_objects_come_one_batch_per_remote_even_asked_of_the_wrong_remote_first(
+    tmp_path,
+):
+    """Every blob asked of the upstream first, though three are the fork's alone: refused
+    twice by name, then the rest goes on to the fork and comes back to the upstream."""
+    world = two_remote_world(tmp_path)
+    mirror = two_promisor_mirror(tmp_path / "mirror.git", world)
+    fork_only = [git(mirror, "rev-parse", f"{world['tip']}:{n}.txt").strip() for n in "abce"]
+    upstream_only = [git(mirror, "rev-parse", f"{world['up']}:{n}.txt").strip() for n in "abcd"]
+    wanted = dict.fromkeys([*fork_only, *upstream_only], ("upstream", "fork-acme"))
+    before = packs(mirror)
+    with open_repo(mirror) as repository:
+        assert repository.missing(wanted) == set(wanted)
+        assert repository.fetch(wanted) == {}
+        assert repository.missing(wanted) == set()
+        assert repository.fetches == 3  # fork: all it has; upstream: its own, on its turn
+        assert repository.fetch(wanted) == {}  # all there: nothing asked
+        assert repository.fetches == 3
+    assert packs(mirror) == before + 3
+
+
+def test_an_object_no_remote_has_is_asked_for_once_and_noted(tmp_path):
+    world = two_remote_world(tmp_path)
+    lost = git(world["upstream"], "rev-parse", f"{world['up']}:a.txt").strip()
+    lose_object(world["upstream"], lost)
+    mirror = two_promisor_mirror(tmp_path / "mirror.git", world)
+    mark = gitrepo.unavailable_mark()
+    with open_repo(mirror) as repository:
+        name = f"{world['up']}:a.txt"
+        assert repository.read_objects([name, f"{world['up']}:b.txt"])[0] is None
+        assert repository.fetches == 1  # b.txt, after one refusal of a.txt
+        assert repository.read_objects([name]) == [None]
+        assert repository.fetches == 1  # known to be on no remote: not asked again
+    noted = gitrepo.unavailable_since(mark)
+    assert list(noted) == [lost]
+    assert noted[lost] == (
+        f"a.txt at {world['up'][:12]} (blob {lost[:12]}): "
+        "upstream does not have it; fork-acme does not have it"
+    )
+    assert gitrepo.unavailable_since(gitrepo.unavailable_mark()) == {}

@@ -1,15 +1,28 @@
-"""Mirrors: namespaced refs, partial clone with lazy blob fetches, commit-graph, incremental."""
+"""Mirrors: namespaced refs, partial clones of upstream and forks with blobs fetched when read,
+commit-graph, incremental fetches, a server without filters noted once, housekeeping."""
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import git
+from tests.helpers import git, packs, serve
 from tracker.generator import build_world, standard_world
 from tracker.git import run_git
-from tracker.mirrors import Mirror, ensure_mirror, fetch_fork, fetch_upstream, list_refs
+from tracker.gitrepo import open_repo
+from tracker.mirrors import (
+    Mirror,
+    ensure_mirror,
+    fetch_fork,
+    fetch_upstream,
+    list_refs,
+    mirror_size,
+)
+from tracker.models import Upstream
 from tracker.registry import register_fork, register_upstream
-from tracker.sync import snapshot_fork
+from tracker.sync import maintain_upstream_mirror, snapshot_fork
+from tracker.tasks import maintain_mirror_task
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +223,98 @@ def test_release_branches_selected_by_a_glob_after_any_character_are_ingested(to
         "refs/heads/release-2.0",
         "refs/heads/maint",
     }
+
+
+@pytest.mark.django_db
+def test_forks_are_promisors_fetched_with_the_upstreams_filter(
+    registered, world, tmp_path, settings
+):
+    upstream, fork, acme = registered
+    settings.GIT_LOCAL_ROOTS = [Path(world["path"]), tmp_path]
+    served = tmp_path / "acme.git"
+    run_git(["clone", "--quiet", "--mirror", acme["path"], str(served)])
+    serve(served)
+    fork.git_url = str(served)
+    fork.save()
+    mirror = fetch_upstream(upstream)
+    fetch_fork(fork, mirror)
+    assert git(mirror.path, "config", "remote.fork-acme.promisor").strip() == "true"
+    assert git(mirror.path, "config", "remote.fork-acme.partialclonefilter").strip() == "blob:none"
+    tip = acme["branches"][0]["tip"]
+    fork_files = git(mirror.path, "ls-tree", "-r", "--format=%(objectname)", tip).split()
+    with open_repo(mirror.path) as repo:
+        assert repo.missing(fork_files)  # the fork's files stayed on its server
+    fork.refresh_from_db()
+    assert fork.filter_warning == "" and upstream.filter_warning == ""
+
+
+@pytest.mark.django_db
+def test_a_server_ignoring_the_filter_is_reported_once_with_the_mirrors_size(
+    registered, world, caplog
+):
+    upstream, fork, acme = registered  # acme's server has no uploadpack.allowFilter
+    mirror = fetch_upstream(upstream)
+    with caplog.at_level("WARNING", logger="tracker.mirrors"):
+        fetch_fork(fork, mirror)
+        fork.refresh_from_db()
+        warning = fork.filter_warning
+        assert "ignores the partial-clone filter blob:none" in warning
+        _packs, megabytes = mirror_size(mirror)
+        assert f"the mirror is {megabytes:,.1f} MB after this fetch" in warning
+        git(acme["path"], "update-ref", "refs/heads/extra", acme["branches"][0]["tip"] + "~1")
+        try:
+            fetch_fork(fork, mirror)  # git warns again; the note stays as first written
+        finally:
+            git(acme["path"], "update-ref", "-d", "refs/heads/extra")
+    fork.refresh_from_db()
+    assert fork.filter_warning == warning
+    assert [r.message for r in caplog.records].count(f"fork acme: {warning}") == 1
+    assert Upstream.objects.get(pk=upstream.pk).filter_warning == ""  # its server filters
+
+
+def _lazy_packs(mirror: Path, tip: str, count: int) -> None:
+    """Read `count` files one at a time with plain git: one lazy fetch, one pack, each."""
+    for oid in git(mirror, "ls-tree", "-r", "--format=%(objectname)", tip).split()[:count]:
+        git(mirror, "cat-file", "-p", oid)
+
+
+@pytest.mark.django_db
+def test_housekeeping_repacks_the_packs_lazy_fetches_left(registered, world):
+    upstream, fork, acme = registered
+    mirror = fetch_upstream(upstream)
+    assert git(mirror.path, "config", "gc.auto").strip() == "0"
+    assert git(mirror.path, "config", "repack.writeBitmaps").strip() == "false"
+    _lazy_packs(mirror.path, world["upstream"]["tip"], 30)
+    before = packs(mirror.path)
+    missing = _missing_objects(mirror.path)
+    assert before > 30
+    (mirror.path / "gc.log").write_text("warning: Failed to write bitmap index\nfatal: x\n")
+    result = maintain_mirror_task.apply(args=[upstream.pk], throw=True).get()
+    upstream.refresh_from_db()
+    assert upstream.maintenance_error == "" and upstream.maintained_at is not None
+    assert upstream.maintenance_summary == result
+    assert result.startswith(f"gc: {before} packs (")
+    assert "an earlier automatic gc had failed: fatal: x" in result
+    assert not (mirror.path / "gc.log").exists()
+    assert packs(mirror.path) <= 2
+    assert _missing_objects(mirror.path) == missing  # still a partial clone: nothing fetched
+    snapshots = snapshot_fork(fork, mirror, now=fork.created_at)
+    assert {s.tip_sha for s in snapshots} == {b["tip"] for b in acme["branches"]}
+
+
+@pytest.mark.django_db
+def test_a_failed_housekeeping_is_recorded_and_git_goes_on(registered, world):
+    upstream, fork, _acme = registered
+    mirror = fetch_upstream(upstream)
+    # Another gc holds the repository (a live process on this host): git gc refuses to run.
+    (mirror.path / "gc.pid").write_text(f"{os.getpid()} {socket.gethostname()}")
+    assert maintain_upstream_mirror(upstream, now=fork.created_at).startswith("failed: ")
+    upstream.refresh_from_db()
+    assert "gc is already running" in upstream.maintenance_error
+    assert upstream.maintained_at is None
+    fetch_upstream(upstream)  # git works as before
+    snapshot_fork(fork, mirror, now=fork.created_at)
+    (mirror.path / "gc.pid").unlink()
+    maintain_upstream_mirror(upstream, now=fork.created_at)
+    upstream.refresh_from_db()
+    assert upstream.maintenance_error == "" and upstream.maintained_at == fork.created_at

@@ -117,3 +117,20 @@ def test_sync_all_forks_queues_one_sync_per_fork(acme, monkeypatch):
     monkeypatch.setattr(sync_fork_task, "delay", queued.append)
     assert sync_all_forks_task.apply(throw=True).get() == 1
     assert queued == [acme[0].pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mirror_housekeeping_queues_one_task_per_upstream_and_waits_for_a_sync(acme, monkeypatch):
+    from tracker.locks import mirror_lock
+    from tracker.tasks import maintain_mirror_task, maintain_mirrors_task
+
+    fork, _ = acme
+    queued = []
+    monkeypatch.setattr(maintain_mirror_task, "delay", queued.append)
+    assert maintain_mirrors_task.apply(throw=True).get() == 1
+    assert queued == [fork.upstream.pk]
+    assert maintain_mirror_task.apply(args=[fork.upstream.pk], throw=True).get() == "no mirror yet"
+    sync_fork_task.apply(args=[fork.pk], throw=True)
+    with mirror_lock(fork.upstream.slug):  # a sync holds the mirror
+        assert maintain_mirror_task.apply(args=[fork.upstream.pk]).get().startswith("skipped")
+    assert maintain_mirror_task.apply(args=[fork.upstream.pk]).get().startswith("gc: ")

@@ -438,3 +438,30 @@ def test_no_figure_without_data(staff_client):
     Vulnerability.objects.create(upstream=upstream, cve="CVE-2026-0001", severity="high")
     body = staff_client.get(reverse("fork", args=["f1"])).content.decode()
     assert "none open" in body and "no vulnerability data yet" not in body
+
+
+def test_sync_page_shows_warnings_and_housekeeping(staff_client):
+    from django.utils import timezone
+
+    upstream = Upstream.objects.create(
+        slug="chromium",
+        name="Chromium",
+        git_url="/x",
+        filter_warning="the server ignores the partial-clone filter blob:none <x>",
+        maintenance_error="git gc failed (exit 128): fatal: gc is already running",
+        maintenance_summary="gc: 1,006 packs (41.0 MB) to 2 (38.2 MB) in 3.1 s",
+        maintained_at=timezone.now(),
+    )
+    Fork.objects.create(
+        upstream=upstream,
+        slug="acme",
+        name="Acme",
+        git_url="/y",
+        last_warning="main: predicted conflicts unknown: 1 object is on no remote: a.txt",
+    )
+    body = staff_client.get(reverse("sync")).content.decode()
+    assert "Warning: the server ignores the partial-clone filter blob:none &lt;x&gt;" in body
+    assert "Warning: housekeeping failed: git gc failed (exit 128): fatal: gc is" in body
+    assert "gc: 1,006 packs (41.0 MB) to 2 (38.2 MB) in 3.1 s" in body
+    assert "main: predicted conflicts unknown: 1 object is on no remote: a.txt" in body
+    assert body.count('status-behind">warning') == 2  # the mirror's and the fork's

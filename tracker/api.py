@@ -105,8 +105,9 @@ class ForkSerializer(serializers.ModelSerializer):
             "last_error",
             "check",
             "remote_check",
+            "last_warning",
         ]
-        read_only_fields = ["last_synced_at", "last_error"]
+        read_only_fields = ["last_synced_at", "last_error", "last_warning"]
 
     def get_remote_check(self, obj) -> list[str] | None:
         check = getattr(obj, "remote_check", None)

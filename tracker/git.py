@@ -239,6 +239,30 @@ def _command(args: Sequence[str], git_dir: Path | str | None) -> list[str]:
     return command
 
 
+# The lines of git's stderr that say why it failed. A failed fetch ends with consequences
+# ("fatal: early EOF", "possible repository corruption on the remote side"); the cause is an
+# earlier line, often the server's ("remote: fatal: unable to read 702444ca…").
+_REASON_LINE = re.compile(r"^(?:remote: )?(?:fatal|error): ")
+REASON_LINES = 6
+REASON_CHARS = 1200
+
+
+def failure_reason(stderr: str) -> str:
+    """Why a git command failed, from its stderr: every ``fatal:``/``error:`` line (the
+    server's ``remote: fatal:`` ones too), in order, each once, at most REASON_LINES lines and
+    REASON_CHARS characters; the last line when there is none of those."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return "no message"
+    reasons = list(dict.fromkeys(line for line in lines if _REASON_LINE.match(line)))
+    if not reasons:
+        return lines[-1][:REASON_CHARS]
+    if len(reasons) > REASON_LINES:
+        reasons = [*reasons[: REASON_LINES - 1], f"(and {len(reasons) - REASON_LINES + 1} more)"]
+    text = " / ".join(reasons)
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+
+
 def _describe(command: Sequence[str]) -> str:
     return redact(" ".join(command[:6]) + (" ..." if len(command) > 6 else ""))
 
@@ -337,9 +361,8 @@ def run_git(
         raise GitError(f"{_describe(command)} timed out after {timeout:.0f}s") from None
     stderr = redact(stderr_b.decode("utf-8", errors="replace"))
     if check and proc.returncode != 0:
-        first = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
         raise GitError(
-            f"{_describe(command)} failed (exit {proc.returncode}): {first}",
+            f"{_describe(command)} failed (exit {proc.returncode}): {failure_reason(stderr)}",
             returncode=proc.returncode,
             stderr=stderr,
         )
@@ -392,9 +415,9 @@ def _spawn(
                     raise GitError(f"{_describe(command)} timed out after {timeout:.0f}s")
                 # SIGPIPE: the reader stopped early on purpose (e.g. it needed one line).
                 if returncode not in (0, -signal.SIGPIPE):
-                    first = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
                     raise GitError(
-                        f"{_describe(command)} failed (exit {returncode}): {first}",
+                        f"{_describe(command)} failed (exit {returncode}): "
+                        f"{failure_reason(stderr)}",
                         returncode=returncode,
                         stderr=stderr,
                     )

@@ -36,26 +36,30 @@ fetch fails (``fatal: could not fetch … from promisor remote``). ``GIT_NO_LAZY
 the fetch (git 2.39.5 honours it, though ``git help git`` documents it only from 2.44) but not
 the exit. So the contents reader runs against a stand-in git directory with no remotes and
 reads the repository's objects through ``GIT_OBJECT_DIRECTORY``: a blob not fetched yet is
-missing like any other object. `read_objects()` asks for the missing ones once more with one
-``cat-file --batch`` through `run_git()`, which fetches them from the promisor within the
-gate's timeout, as every read did before. The names reader needs the repository's refs, so it
-runs in it, with ``GIT_NO_LAZY_FETCH=1`` and no protocol allowed (a git without that variable
-fails the fetch at once); it only looks up commits, which a blob:none clone has.
+missing like any other object. `read_objects()` fetches the missing ones itself, with
+`Repository.fetch`: one ``git fetch`` of the whole batch per remote, within the gate's timeout
+(git's own lazy fetch takes one pack per object, and with two promisor remotes, each lacking
+the other's blobs, a batch that mixes them is refused by both). An object no remote gives is
+*unavailable*: read as None, noted with the reason (`unavailable_since`) for the figure that
+needed it, and not asked for again in the block. The names reader needs the repository's
+refs, so it runs in it, with ``GIT_NO_LAZY_FETCH=1`` and no protocol allowed (a git without
+that variable fails the fetch at once); it only looks up commits, which a blob:none clone has.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import stat
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -65,21 +69,59 @@ from tracker.git import (
     DEFAULT_TIMEOUT,
     GIT,
     GitError,
+    RemoteURL,
     UnsafeGitInput,
     check_sha,
+    failure_reason,
     kill_git,
     popen_git,
     redact,
     run_git,
 )
 
-__all__ = ["Repository", "configure", "init_bare", "open_repo"]
+__all__ = [
+    "ObjectsUnavailable",
+    "Repository",
+    "configure",
+    "describe_unavailable",
+    "init_bare",
+    "open_repo",
+    "unavailable_mark",
+    "unavailable_since",
+]
 
 _READERS = (["cat-file", "--batch"], ["cat-file", "--batch-check"])
 # What GitPython copies from this process's environment into its commands' (Repo.__init__);
 # the gate decides the environment, and these would point git at another repository.
 _INHERITED = ("GIT_DIR", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY", "GIT_WORK_TREE")
 _MISSING = (ValueError, git.exc.BadName, git.exc.BadObject)
+
+
+# What a remote says when it lacks an object we asked for: protocol v2's upload-pack
+# refuses a want it cannot find ("not our ref"); a server missing an object it should have
+# fails to read it while packing ("unable to read").
+_REFUSED = re.compile(r"(?:not our ref|unable to read) ([0-9a-f]{40})")
+# Refusals one remote may give for one batch before the rest of the batch goes on to the
+# next remote: a batch meant for another remote is refused object after object.
+MAX_REFUSALS = 2
+
+
+class ObjectsUnavailable(GitError):
+    """Objects a computation needs that no remote gave. `reasons`: object id -> why (where
+    the object was wanted, and what each remote answered)."""
+
+    def __init__(self, reasons: Mapping[str, str]) -> None:
+        super().__init__(describe_unavailable(reasons))
+        self.reasons = dict(reasons)
+
+
+def describe_unavailable(reasons: Mapping[str, str], shown: int = 3) -> str:
+    """One sentence about unavailable objects (`reasons` as `ObjectsUnavailable`'s), the
+    first `shown` named."""
+    items = list(reasons.values())
+    noun = "object is" if len(items) == 1 else "objects are"
+    text = f"{len(items)} {noun} on no remote: " + "; ".join(items[:shown])
+    return text + (f"; and {len(items) - shown} more" if len(items) > shown else "")
 
 
 class _Stopped(Exception):
@@ -308,6 +350,13 @@ class Repository:
         runner._common_dir = self.repo.common_dir
         self._git = runner
         self._watchdog = _Watchdog(self._kill_readers)
+        # Where objects the repository lacks are fetched from: remote name -> its URL with
+        # credentials, the upstream's first (`use_remotes`); empty: every promisor remote of
+        # the repository, in config order, without credentials.
+        self.remotes: dict[str, RemoteURL | None] = {}
+        # Objects no remote gave in this block (id -> what the remotes said), asked for once.
+        self.unavailable: dict[str, str] = {}
+        self.fetches = 0  # git fetches of missing objects made in this block
 
     def close(self) -> None:
         """Stop the readers (GitPython's Repo.close) and the watchdog."""
@@ -361,8 +410,8 @@ class Repository:
 
     def read_objects(self, names: Sequence[str], *, fetch: bool = True) -> list[bytes | None]:
         """Contents of objects named ``<id>`` or ``<id>:<path>``, None for each one the
-        repository lacks. In a partial clone, with `fetch`, the missing ones are asked once
-        more through the gate, which fetches them from the promisor remote."""
+        repository lacks. In a partial clone, with `fetch`, the missing ones are fetched in
+        one batch per remote (`fetch`); one no remote gives stays None and is noted."""
         for name in names:
             check_sha(name.split(":", 1)[0])
             if "\n" in name:
@@ -377,10 +426,34 @@ class Repository:
                     found.append(None)
         missing = [i for i, data in enumerate(found) if data is None]
         if fetch and missing and self.is_partial_clone():
-            fetched = _read_batch(self.path, [names[i] for i in missing], self.timeout)
-            for i, data in zip(missing, fetched, strict=True):
+            ids = self._object_ids([names[i] for i in missing])
+            order = self.fetch_order()
+            reasons = self.fetch(dict.fromkeys(ids.values(), order), paths=_where(ids))
+            again = [i for i in missing if names[i] in ids and ids[names[i]] not in reasons]
+            fetched = self.read_objects([names[i] for i in again], fetch=False)
+            for i, data in zip(again, fetched, strict=True):
                 found[i] = data
         return found
+
+    def _object_ids(self, names: Sequence[str]) -> dict[str, str]:
+        """Object id of each name (``<id>``, or ``<id>:<path>`` looked up in the commit's
+        trees, which a blob:none clone has); names of nothing (no such commit or path) left
+        out."""
+        ids = {}
+        for name in names:
+            sha, _, path = name.partition(":")
+            if not path:
+                ids[name] = sha
+                continue
+            commit = self.commit(sha)
+            if commit is None:
+                continue
+            with self._exchange():
+                try:
+                    ids[name] = (commit.tree / path.strip("/")).hexsha
+                except (KeyError, TypeError):
+                    continue
+        return ids
 
     def commit(self, sha: str) -> git.Commit | None:
         """Commit `sha` as GitPython's Commit, its fields read; None when it is missing."""
@@ -440,6 +513,141 @@ class Repository:
             )
         return values
 
+    # --- objects a partial clone lacks -----------------------------------------------------
+
+    def use_remotes(self, remotes: Mapping[str, RemoteURL | None]) -> None:
+        """Fetch objects the repository lacks from `remotes` (name -> URL with credentials),
+        in that order, the upstream's first, for the rest of the block."""
+        for name in remotes:
+            if not name or name.startswith("-") or any(c.isspace() for c in name):
+                raise UnsafeGitInput(f"not a remote name: {name[:60]!r}")
+        self.remotes = dict(remotes)
+
+    def fetch_order(self) -> list[str]:
+        """The remotes to ask for a missing object, in order: those of `use_remotes`, else
+        the promisor remotes in config order (the order git asks them)."""
+        if self.remotes:
+            return list(self.remotes)
+        reader = self.repo.config_reader("repository")
+        return [
+            section[len('remote "') : -1]
+            for section in reader.sections()
+            if section.startswith('remote "')
+            and reader.has_option(section, "promisor")
+            and reader.get(section, "promisor").lower() in ("true", "yes", "on", "1")
+        ]
+
+    def missing(self, oids: Iterable[str]) -> set[str]:
+        """The objects among `oids` the repository lacks (not fetched yet, or lost), found
+        without fetching: one ``cat-file --batch-check`` through the gate, run from the
+        contents readers' stand-in git directory, which has no remotes."""
+        unique = list(dict.fromkeys(check_sha(oid) for oid in oids))
+        if not unique:
+            return set()
+        out = run_git(
+            ["cat-file", "--batch-check=%(objectname)"],
+            input="".join(f"{oid}\n" for oid in unique).encode(),
+            timeout=self.timeout,
+            env={
+                "GIT_DIR": str(_stand_in_git_dir()),
+                "GIT_OBJECT_DIRECTORY": os.path.join(self.repo.common_dir, "objects"),
+                "GIT_CONFIG_GLOBAL": os.devnull,
+                "GIT_NO_LAZY_FETCH": "1",
+            },
+        ).text
+        return {line.split()[0] for line in out.splitlines() if line.endswith(" missing")}
+
+    def fetch(
+        self, wanted: Mapping[str, Sequence[str]], paths: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Fetch the objects `wanted` (id -> the remotes to ask, in order) that the repository
+        lacks, each remote asked once for the whole batch it is first in line for. An object
+        a remote refuses (it does not have it) is asked of the next. After MAX_REFUSALS
+        refusals the rest of the batch goes on to the next remote too, and comes back to this
+        one at the end, once (a batch meant for another remote is refused object after
+        object). Returns id -> reason for the objects no remote gave (`paths` says where each
+        was wanted, for the reason); they are also noted for `unavailable_since` and not asked
+        for again in this block.
+
+        Raises GitError when a fetch fails for any other reason (timeout, network, refused
+        protocol): the objects may well be there, later."""
+        todo = {oid: list(r) for oid, r in wanted.items() if oid not in self.unavailable}
+        lacking = self.missing(todo)
+        todo = {oid: r for oid, r in todo.items() if oid in lacking}
+        answers: dict[str, list[str]] = {oid: [] for oid in todo}
+        deferred: set[tuple[str, str]] = set()  # (object, remote) put back at the end once
+        while todo:
+            for oid in [oid for oid, r in todo.items() if not r]:
+                del todo[oid]
+                self.unavailable[oid] = "; ".join(answers[oid]) or "no remote to ask"
+            if not todo:
+                break
+            remote = next(iter(todo.values()))[0]
+            batch = [oid for oid, r in todo.items() if r[0] == remote]
+            refusals = 0
+            while batch:
+                refused = self._fetch_batch(remote, batch)
+                if refused is None:
+                    for oid in batch:
+                        del todo[oid]
+                    break
+                moving = refused if refusals < MAX_REFUSALS else set(batch)
+                refusals += 1
+                for oid in moving:
+                    todo[oid].pop(0)
+                    if oid in refused:
+                        answers[oid].append(f"{remote} does not have it")
+                    elif (oid, remote) not in deferred:
+                        deferred.add((oid, remote))
+                        todo[oid].append(remote)
+                    else:
+                        answers[oid].append(f"{remote} refused every batch with it")
+                batch = [oid for oid in batch if oid not in moving]
+        paths = paths or {}
+        reasons = {
+            oid: f"{paths.get(oid, 'object')} (blob {oid[:12]}): {self.unavailable[oid]}"
+            for oid in wanted
+            if oid in self.unavailable
+        }
+        _noted.extend(reasons.items())
+        return reasons
+
+    def _fetch_batch(self, remote: str, batch: Sequence[str]) -> set[str] | None:
+        """One ``git fetch`` of objects by id from `remote`, as git's own lazy fetch asks
+        (no negotiation, no refs, no tags), without writing the commit-graph or starting
+        maintenance. None when fetched; the ids the remote refused when it lacks some."""
+        result = run_git(
+            [
+                *("-c", "fetch.negotiationAlgorithm=noop", "-c", "fetch.writeCommitGraph=false"),
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--recurse-submodules=no",
+                "--no-auto-maintenance",
+                "--filter=blob:none",  # what is asked for by id comes all the same
+                "--stdin",
+                remote,
+            ],
+            git_dir=self.path,
+            input="".join(f"{oid}\n" for oid in batch).encode(),
+            timeout=self.timeout,
+            check=False,
+            remote=self.remotes.get(remote),
+        )
+        if result.returncode == 0:
+            self.fetches += 1
+            return None
+        refused = set(_REFUSED.findall(result.stderr)) & set(batch)
+        if refused:
+            return refused
+        raise GitError(
+            f"git fetch of {len(batch)} missing objects from {remote} failed "
+            f"(exit {result.returncode}): {failure_reason(result.stderr)}",
+            returncode=result.returncode,
+            stderr=result.stderr,
+        )
+
     def is_partial_clone(self) -> bool:
         """True when the repository has a promisor remote (objects may arrive on demand)."""
         reader = self.repo.config_reader("repository")
@@ -453,24 +661,43 @@ class Repository:
         )
 
 
-def _read_batch(git_dir: Path | str, names: Sequence[str], timeout: float) -> list[bytes | None]:
-    """One ``cat-file --batch`` through the gate (it fetches what a promisor has)."""
-    out = run_git(
-        ["cat-file", "--batch"],
-        git_dir=git_dir,
-        input="".join(f"{n}\n" for n in names).encode(),
-        timeout=timeout,
-    ).stdout
-    stream = BytesIO(out)
-    result: list[bytes | None] = []
-    for _ in names:
-        header = stream.readline().split()
-        if len(header) < 3 or header[1] == b"missing":
-            result.append(None)
-            continue
-        result.append(stream.read(int(header[2])))
-        stream.read(1)  # the object is followed by a newline
-    return result
+def _where(ids: Mapping[str, str]) -> dict[str, str]:
+    """Object id -> where it was wanted, from names (``<id>:<path>``) -> ids."""
+    return {
+        oid: f"{name.partition(':')[2]} at {name[:12]}" if ":" in name else "object"
+        for name, oid in ids.items()
+    }
+
+
+class _Noted(threading.local):
+    """This thread's latest unavailable objects, as (id, reason), and how many ever were."""
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[str, str]] = deque(maxlen=1000)
+        self.count = 0
+
+    def extend(self, items: Iterable[tuple[str, str]]) -> None:
+        for item in items:
+            self.items.append(item)
+            self.count += 1
+
+
+_noted = _Noted()
+
+
+def unavailable_mark() -> int:
+    """A mark for `unavailable_since`."""
+    return _noted.count
+
+
+def unavailable_since(mark: int) -> dict[str, str]:
+    """The objects this thread wanted and no remote gave since `mark` (id -> reason): what
+    a figure computed since then could not read, in whichever repository it read."""
+    recent = list(_noted.items)
+    found: dict[str, str] = {}
+    for oid, reason in recent[len(recent) - min(_noted.count - mark, len(recent)) :]:
+        found.setdefault(oid, reason)  # where it was first wanted
+    return found
 
 
 _local = threading.local()

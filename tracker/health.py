@@ -2,6 +2,10 @@
 
 `measure_branch` reads git only and returns plain data; `record_snapshot` is the one place
 that writes snapshots to the database.
+
+A figure that needs objects the mirror lacks and no remote has (a partial clone whose server
+lost a blob) is *unknown*: recorded with the reason in `BranchHealth.unknown`, and the rest of
+the snapshot is measured as usual.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from django.db import transaction
 
 from tracker.footers import parse_footers
 from tracker.git import GitError
+from tracker.gitrepo import describe_unavailable, unavailable_mark, unavailable_since
 from tracker.lag import (
     NO_LAG,
     Lag,
@@ -37,6 +42,13 @@ from tracker.patches import (
     list_patches,
 )
 from tracker.versions import ChromiumVersion, version_columns
+
+# The figures that can be unknown, with what each covers.
+UNKNOWN_FIGURES = {
+    "versions": "base version, versions and milestones behind",
+    "patch_ids": "patch identities (already upstream, changes since the last sync)",
+    "conflicts": "predicted conflicts",
+}
 
 
 class NoCommonHistory(GitError):
@@ -71,6 +83,8 @@ class BranchHealth:
     lag_at_tip: Lag
     patches: list[PatchState] = field(default_factory=list)
     dropped: list[PatchState] = field(default_factory=list)
+    # Figures that could not be measured (a key of UNKNOWN_FIGURES) -> why.
+    unknown: dict[str, str] = field(default_factory=dict)
 
     @property
     def upstreamed(self) -> int:
@@ -108,6 +122,8 @@ def measure_branch(
         raise NoCommonHistory(
             f"fork branch {tip[:12]} shares no history with upstream {upstream_tip[:12]}"
         )
+    unknown: dict[str, str] = {}
+    mark = unavailable_mark()
     base_version = read_version(git_dir, base, version_file)
     position = parse_footers(commit_message(git_dir, base)).commit_position
     tip_time = commit_time(git_dir, tip)
@@ -129,10 +145,20 @@ def measure_branch(
         lag_at_tip = measure_lag(
             git_dir, tip, then, base=then_base, base_version=then_version, now=tip_time, **common
         )
+    if unreadable := unavailable_since(mark):
+        unknown["versions"] = describe_unavailable(unreadable)
 
+    mark = unavailable_mark()
     patches = list_patches(git_dir, tip, upstream_tip)
     upstreamed = find_upstreamed(git_dir, patches, tip, upstream_tip)
-    conflicts = attribute_conflicts(conflicting_files(git_dir, tip, upstream_tip), patches)
+    if unreadable := unavailable_since(mark):
+        unknown["patch_ids"] = describe_unavailable(unreadable)
+    try:
+        files = conflicting_files(git_dir, tip, upstream_tip, base)
+    except GitError as exc:  # ObjectsUnavailable above all: the forecast alone is lost
+        unknown["conflicts"] = str(exc)
+        files = []
+    conflicts = attribute_conflicts(files, patches)
     labels, dropped_indices = classify_churn(
         None if previous is None else [(s, pid) for _sha, s, pid in previous],
         [(p.subject, p.patch_id) for p in patches],
@@ -171,6 +197,7 @@ def measure_branch(
         lag_at_tip=lag_at_tip,
         patches=states,
         dropped=dropped,
+        unknown=unknown,
     )
 
 
@@ -220,6 +247,7 @@ def record_snapshot(branch: TrackedBranch, health: BranchHealth) -> BranchSnapsh
         "patches_dropped": len(health.dropped),
         "conflicting_patches": health.conflicting_patches,
         "conflicting_files": health.conflicting_files,
+        "unknown": health.unknown,
     }
     snapshot, _ = BranchSnapshot.objects.update_or_create(
         branch=branch, taken_at=health.taken_at, defaults=values

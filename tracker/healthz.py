@@ -30,7 +30,9 @@ class Freshness:
     "fork"; `slug` is the source's name or the upstream's or fork's slug, and `key` names it
     in /healthz ("chromiumdash", "mirror:chromium", "fork:acme").
     *Stale*: no success within ``SOURCE_STALE_HOURS``; *failing*: the last run failed (a
-    success clears `last_error`).
+    success clears `last_error`). `warnings` are what a mirror or fork sync could not do
+    without failing (figures unknown for missing objects, a server ignoring the partial-clone
+    filter, a failed housekeeping); `housekeeping` is a mirror's last housekeeping.
     """
 
     kind: str
@@ -40,6 +42,9 @@ class Freshness:
     age_seconds: int | None
     stale: bool
     last_error: str = ""
+    warnings: tuple[str, ...] = ()
+    housekeeping: str = ""
+    housekept_at: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -71,13 +76,42 @@ def source_freshness(now: datetime) -> list[Freshness]:
         for state in SourceState.objects.defer("validators", "rejected").order_by("source")
     ]
     stale_after = timedelta(hours=settings.SOURCE_STALE_HOURS)
-    for kind, model in (("mirror", Upstream), ("fork", Fork)):
-        rows = model.objects.order_by("name").values_list(
-            "slug", "name", "last_synced_at", "last_error"
+    mirrors = Upstream.objects.order_by("name").values_list(
+        "slug",
+        "name",
+        "last_synced_at",
+        "last_error",
+        "filter_warning",
+        "maintenance_error",
+        "maintenance_summary",
+        "maintained_at",
+    )
+    for slug, name, synced, error, ignored, failed, summary, kept in mirrors:
+        stale = synced is None or now - synced > stale_after
+        warnings = (ignored, f"housekeeping failed: {failed}" if failed else "")
+        found.append(
+            Freshness(
+                "mirror",
+                slug,
+                name,
+                synced,
+                _age(now, synced),
+                stale,
+                error,
+                tuple(w for w in warnings if w),
+                summary,
+                kept,
+            )
         )
-        for slug, name, synced, error in rows:
-            stale = synced is None or now - synced > stale_after
-            found.append(Freshness(kind, slug, name, synced, _age(now, synced), stale, error))
+    forks = Fork.objects.order_by("name").values_list(
+        "slug", "name", "last_synced_at", "last_error", "last_warning", "filter_warning"
+    )
+    for slug, name, synced, error, unknown, ignored in forks:
+        stale = synced is None or now - synced > stale_after
+        warnings = tuple(w for w in (*unknown.splitlines(), ignored) if w)
+        found.append(
+            Freshness("fork", slug, name, synced, _age(now, synced), stale, error, warnings)
+        )
     return found
 
 

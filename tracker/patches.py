@@ -39,9 +39,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from tracker import prefetch
 from tracker.footers import parse_footers
 from tracker.forksecurity.rules import Fix, MatchIndex, Part, fork_commit
-from tracker.git import GitError, check_sha, run_git
+from tracker.git import GitError, check_sha, failure_reason, run_git
 
 PATH_CHUNK = 200  # paths per git call, to stay far below argv limits
 CHUNK = 500  # commit ids per git call
@@ -124,9 +125,21 @@ def patch_set_revs(graph: Mapping[str, GraphCommit], tip: str, upstream_tip: str
     return revs
 
 
-def _patch_ids_from_log(git_dir, args: list[str]) -> dict[str, str]:
-    """commit id -> patch id for the commits `git log -p <args>` shows."""
-    diff = run_git(["log", "-p", "--format=commit %H", *args], git_dir=git_dir).stdout
+def _patch_ids_from_log(git_dir, args: list[str], *, fork_side: bool = False) -> dict[str, str]:
+    """commit id -> patch id for the commits `git log -p <args>` shows. Blobs the mirror
+    lacks are fetched in one batch (tracker.prefetch; from the fork's remote first with
+    `fork_side`); a commit whose diff reads one no remote has gets no identity."""
+    log = ["log", "-p", "--format=commit %H"]
+    shown = prefetch.offline(git_dir, [*log, *args])
+    if shown is None:
+        commits, unreadable = prefetch.for_diffs(git_dir, args, fork_side=fork_side)
+        if unreadable:
+            readable = [sha for sha in commits if sha not in unreadable]
+            if not readable:
+                return {}
+            args = ["--no-walk=unsorted", "--end-of-options", *readable]
+        shown = run_git([*log, *args], git_dir=git_dir)
+    diff = shown.stdout
     if not diff.strip():
         return {}
     out = run_git(["patch-id", "--stable"], git_dir=git_dir, input=diff).text
@@ -168,7 +181,7 @@ def list_patches(git_dir, tip: str, upstream_tip: str) -> list[ForkPatch]:
     revs = ["--no-merges", "--end-of-options", *patch_set_revs(graph, tip, upstream_tip)]
     walk = ["log", "-z", "--topo-order", "--reverse", "--name-only"]
     raw = run_git([*walk, "--format=%x00%H%x00%an%x00%s%x00%B", *revs], git_dir=git_dir).text
-    ids = _patch_ids_from_log(git_dir, revs)
+    ids = _patch_ids_from_log(git_dir, revs, fork_side=True)
     return [
         ForkPatch(sha, subject, author, files, ids.get(sha, ""), message)
         for sha, author, subject, message, files in _parse_named_log(raw)
@@ -253,26 +266,34 @@ def match_upstreamed(
     return found
 
 
-def conflicting_files(git_dir, tip: str, upstream_tip: str) -> list[str]:
-    """Files that conflict when merging the branch with the upstream tip (empty when clean)."""
-    result = run_git(
-        [
-            "merge-tree",
-            "--write-tree",
-            "--name-only",
-            "--no-messages",
-            "-z",
-            check_sha(upstream_tip),
-            check_sha(tip),
-        ],
-        git_dir=git_dir,
-        check=False,
-    )
+def conflicting_files(git_dir, tip: str, upstream_tip: str, base: str | None = None) -> list[str]:
+    """Files that conflict when merging the branch with the upstream tip (empty when clean).
+
+    Blobs the merge reads and the mirror lacks are fetched in one batch per remote
+    (tracker.prefetch, given their merge-base `base`; else git fetches them itself);
+    ObjectsUnavailable when some are on no remote, GitError when the merge fails otherwise."""
+    args = [
+        "merge-tree",
+        "--write-tree",
+        "--name-only",
+        "--no-messages",
+        "-z",
+        check_sha(upstream_tip),
+        check_sha(tip),
+    ]
+    result = prefetch.offline(git_dir, args, ok=(0, 1))
+    if result is None:
+        if base is not None:
+            prefetch.for_merge(git_dir, base, upstream_tip, tip)
+        result = run_git(args, git_dir=git_dir, check=False)
     if result.returncode == 0:
         return []
     if result.returncode != 1:
-        raise_for = result.stderr.strip().splitlines()[-1:] or ["no message"]
-        raise GitError(f"git merge-tree failed: {raise_for[0]}", returncode=result.returncode)
+        raise GitError(
+            f"git merge-tree failed: {failure_reason(result.stderr)}",
+            returncode=result.returncode,
+            stderr=result.stderr,
+        )
     fields = result.stdout.decode("utf-8", errors="replace").split("\0")
     # -z output: the tree id, then one conflicted path per field, then an empty field.
     names = []

@@ -1,7 +1,10 @@
 """Syncing: fetch into the mirror, ingest upstream history, snapshot each fork branch.
 
 Both functions record success or failure on their row (`last_synced_at`, `last_error`) and
-re-raise failures, so a command can exit non-zero and a task can decide whether to retry.
+re-raise failures, so a command can exit non-zero and a task can decide whether to retry. A
+fork sync that could not measure some figures (objects no remote has) still succeeds: the
+snapshots say which figures are unknown and why, and the fork's `last_warning` sums them up.
+`maintain_upstream_mirror` records the mirror's housekeeping on the upstream's row.
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ from datetime import datetime
 from tracker.forksecurity import update_fork_security
 from tracker.git import GitError, check_sha
 from tracker.gitrepo import open_repo
-from tracker.health import measure_branch, previous_patch_set, record_snapshot
+from tracker.health import UNKNOWN_FIGURES, measure_branch, previous_patch_set, record_snapshot
 from tracker.lag import PositionLookup, VersionTags, count, rev_parse
 from tracker.mirrors import (
     UPSTREAM_NAMESPACE,
     Mirror,
     ensure_mirror,
     fetch_fork,
+    fetch_remotes,
     fetch_upstream,
     list_refs,
+    maintain_mirror,
+    mirror_path,
     upstream_selection,
 )
 from tracker.models import BranchSnapshot, Fork, ForkKind, Upstream, UpstreamCommit
@@ -141,7 +147,8 @@ def sync_fork(
     upstream = fork.upstream
     mirror = sync_upstream(upstream, now=now) if fetch_upstream_first else ensure_mirror(upstream)
     try:
-        with open_repo(mirror.path):  # one object reader for the whole sync
+        with open_repo(mirror.path) as repo:  # one object reader for the whole sync
+            repo.use_remotes(fetch_remotes(fork))  # missing objects: the upstream's, the fork's
             if fork.kind == ForkKind.PATCH_SERIES:
                 logger.info("fork %s: patch-series fork, no branch snapshots", fork.slug)
                 fetch_fork(fork, mirror)  # its releases and pinned versions are read from it
@@ -153,5 +160,37 @@ def sync_fork(
         _record_error(fork, exc)
         raise
     fork.last_synced_at, fork.last_error = now, ""
-    fork.save(update_fields=["last_synced_at", "last_error"])
+    fork.last_warning = unknown_summary(snapshots)
+    fork.save(update_fields=["last_synced_at", "last_error", "last_warning"])
     return snapshots
+
+
+def unknown_summary(snapshots: list[BranchSnapshot]) -> str:
+    """One line per branch with unknown figures: which, and why ("" when none)."""
+    lines = []
+    for snapshot in snapshots:
+        for figure, reason in snapshot.unknown.items():
+            covers = UNKNOWN_FIGURES.get(figure, figure)
+            lines.append(f"{snapshot.branch.name}: {covers} unknown: {reason}")
+    return "\n".join(lines)[:4000]
+
+
+def maintain_upstream_mirror(upstream: Upstream, *, now: datetime) -> str:
+    """Housekeeping of the upstream's mirror (`maintain_mirror`), recorded on the upstream:
+    `maintained_at` and `maintenance_summary` when it ran, `maintenance_error` when it failed
+    (not raised: the next scheduled run tries again, and git goes on working meanwhile)."""
+    path = mirror_path(upstream)
+    if not (path / "HEAD").exists():
+        return "no mirror yet"
+    try:
+        done = maintain_mirror(Mirror(path))
+    except GitError as exc:
+        upstream.maintenance_error = str(exc)[:2000]
+        upstream.save(update_fields=["maintenance_error"])
+        logger.warning("mirror %s: housekeeping failed: %s", upstream.slug, exc)
+        return f"failed: {exc}"
+    upstream.maintained_at, upstream.maintenance_error = now, ""
+    upstream.maintenance_summary = str(done)[:2000]
+    upstream.save(update_fields=["maintained_at", "maintenance_error", "maintenance_summary"])
+    logger.info("mirror %s: %s", upstream.slug, done)
+    return str(done)

@@ -282,6 +282,25 @@ def test_predicted_conflicts_rising_since_the_last_rebase(alerts_world):
     assert alert.state == "resolved"
 
 
+def test_an_unknown_conflict_forecast_is_no_baseline_and_raises_nothing(alerts_world):
+    run, t0 = alerts_world, alerts_world.start
+    main = run.forks["acme"].branches.get(name="main")
+    latest = BranchSnapshot.objects.filter(branch=main).latest("taken_at")
+    lost = {"conflicts": "1 object is on no remote: a.txt (blob 0123456789ab): ..."}
+    rebased = t0 + timedelta(hours=1)
+    _resnapshot(main, rebased, conflicting_patches=0, base_moved_at=rebased, unknown=lost)
+    run.at(rebased + MINUTE)
+    # Measured again: the first known forecast since the rebase is the baseline, not the 0.
+    _resnapshot(
+        main,
+        rebased + timedelta(hours=1),
+        conflicting_patches=latest.conflicting_patches + 2,
+        unknown={},
+    )
+    run.at(rebased + timedelta(hours=1, minutes=1))
+    assert not Alert.objects.filter(key="conflicts:acme:main").exists()
+
+
 def _resnapshot(branch, at, **changes):
     """A later snapshot of `branch`, the latest one with `changes` (as a sync would write)."""
     copy = BranchSnapshot.objects.filter(branch=branch).latest("taken_at")

@@ -107,11 +107,17 @@ def stable_milestones() -> dict[int, int]:
 
 def _latest_snapshots(branch_ids: list[int]) -> dict[int, BranchSnapshot]:
     """Each branch's latest snapshot (`latest_by_branch`), with `baseline_conflicts`: the
-    conflict forecast of the first snapshot taken since its base last moved."""
+    conflict forecast of the first snapshot taken since its base last moved whose forecast is
+    known (one that could not be made is 0 there, not a baseline)."""
     latest = BranchSnapshot.objects.latest_by_branch(branch_ids)
-    after_rebase = BranchSnapshot.objects.filter(
-        branch=OuterRef("branch"), taken_at__gte=Coalesce(OuterRef("base_moved_at"), "taken_at")
-    ).order_by("taken_at")
+    after_rebase = (
+        BranchSnapshot.objects.filter(
+            branch=OuterRef("branch"),
+            taken_at__gte=Coalesce(OuterRef("base_moved_at"), "taken_at"),
+        )
+        .exclude(unknown__has_key="conflicts")
+        .order_by("taken_at")
+    )
     baselines = dict(
         BranchSnapshot.objects.filter(pk__in=[s.pk for s in latest.values()])
         .annotate(baseline=Subquery(after_rebase.values("conflicting_patches")[:1]))
@@ -177,7 +183,10 @@ def _branch_facts(forks: dict[int, ForkFacts], settings_rows, stable: dict, now)
                     days_behind=snap.days_behind,
                     milestones_behind_stable=behind,
                     conflicting_patches=snap.conflicting_patches,
-                    previous_conflicting_patches=snap.baseline_conflicts,
+                    # An unknown forecast (0 then) neither rises nor falls.
+                    previous_conflicting_patches=(
+                        None if snap.unknown_conflicts else snap.baseline_conflicts
+                    ),
                     patches_upstreamed=snap.patches_upstreamed,
                     milestone=milestone,
                     milestone_supported=supported,

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from tracker import prefetch
 from tracker.forksecurity.rules import ForkCommit, diff_lines, fork_commit
 from tracker.git import check_ref_name, check_sha, run_git
 from tracker.gitrepo import open_repo
@@ -122,17 +123,31 @@ def read_fork_commits(
 
     One walk: ``git log -p`` with each message indented (so no message line can pass for a
     ``commit`` or ``diff`` line), parsed here for messages and parents and piped as it is
-    through ``git patch-id --stable`` (merges show no diff, so they get no identity).
+    through ``git patch-id --stable`` (merges show no diff, so they get no identity). In a
+    partial clone the blobs the diffs read are fetched first (tracker.prefetch); a commit
+    whose diff reads a blob no remote has is read without its diff, and has no identity.
     """
     tips = sorted({check_sha(t) for t in tips})
     if not tips:
         return {}
     revs = ["--end-of-options", *tips, *sorted({f"^{check_sha(b)}" for b in bases if b})]
-    raw = run_git(
-        # Parents indented too: patch-id takes any line starting with an id for a new commit.
-        ["log", "-p", "--format=commit %H%n    %P%n%w(0,4,4)%B", *revs],
-        git_dir=mirror.path,
-    ).stdout
+    # Parents indented too: patch-id takes any line starting with an id for a new commit.
+    form = "--format=commit %H%n    %P%n%w(0,4,4)%B"
+    shown = prefetch.offline(mirror.path, ["log", "-p", form, *revs])
+    order, unreadable = [], set()
+    if shown is None:
+        order, unreadable = prefetch.for_diffs(mirror.path, revs, fork_side=True)
+    without_diff = b""
+    if unreadable:
+        readable = [sha for sha in order if sha not in unreadable]
+        revs = ["--no-walk=unsorted", "--end-of-options", *readable] if readable else []
+        without_diff = run_git(
+            ["log", form, "--no-walk=unsorted", "--end-of-options", *sorted(unreadable)],
+            git_dir=mirror.path,
+        ).stdout
+    if shown is None and revs:
+        shown = run_git(["log", "-p", form, *revs], git_dir=mirror.path)
+    raw = shown.stdout if shown is not None else b""
     ids: dict[str, str] = {}
     if raw.strip():
         out = run_git(["patch-id", "--stable"], git_dir=mirror.path, input=raw).text
@@ -140,7 +155,7 @@ def read_fork_commits(
             patch_id, sha = line.split()
             ids[sha] = patch_id
     commits: dict[str, ForkCommit] = {}
-    text = raw.decode("utf-8", errors="replace")
+    text = b"\n".join(part for part in (raw, without_diff) if part).decode(errors="replace")
     for record in text.split("\ncommit ") if text else []:
         head, _, rest = record.removeprefix("commit ").partition("\n")
         parents, _, body = rest.partition("\n")
@@ -153,6 +168,8 @@ def read_fork_commits(
         commits[sha] = fork_commit(
             sha, parents.split(), "\n".join(message_lines).strip() + "\n", ids.get(sha, "")
         )
+    if unreadable:  # git log's order, as a single walk gives it
+        commits = {sha: commits[sha] for sha in order if sha in commits}
     return commits
 
 
@@ -180,10 +197,16 @@ def upstream_diffs(
     unique = sorted({check_sha(s) for s in shas})
     for start in range(0, len(unique), CHUNK):
         chunk = unique[start : start + CHUNK]
-        raw = run_git(
-            ["log", "-p", "--no-walk=unsorted", "--format=commit %H", "--end-of-options", *chunk],
-            git_dir=mirror.path,
-        ).stdout
+        revs = ["--no-walk=unsorted", "--end-of-options"]
+        log = ["log", "-p", "--format=commit %H", *revs]
+        shown = prefetch.offline(mirror.path, [*log, *chunk])
+        if shown is None:  # blobs fetched in one batch; a commit reading a lost one left out
+            _order, unreadable = prefetch.for_diffs(mirror.path, [*revs, *chunk])
+            chunk = [sha for sha in chunk if sha not in unreadable]
+            if not chunk:
+                continue
+            shown = run_git([*log, *chunk], git_dir=mirror.path)
+        raw = shown.stdout
         ids = {}
         if raw.strip():
             out = run_git(["patch-id", "--stable"], git_dir=mirror.path, input=raw).text

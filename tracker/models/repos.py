@@ -145,6 +145,16 @@ class Upstream(HasRemote, models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    filter_warning = models.TextField(
+        blank=True,
+        default="",
+        help_text="Set once, when the server first ignored the partial-clone filter: the "
+        "mirror then holds every file's contents; with its size at that time.",
+    )
+    # Mirror housekeeping (tracker.mirrors.maintain_mirror), on its own schedule.
+    maintained_at = models.DateTimeField(null=True, blank=True)
+    maintenance_summary = models.TextField(blank=True, default="")
+    maintenance_error = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["name"]
@@ -217,6 +227,18 @@ class Fork(HasRemote, models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    last_warning = models.TextField(
+        blank=True,
+        default="",
+        help_text="What the last sync could not measure, though it succeeded (figures "
+        "unknown for objects no remote has); empty when it measured everything.",
+    )
+    filter_warning = models.TextField(
+        blank=True,
+        default="",
+        help_text="Set once, when the server first ignored the partial-clone filter: the "
+        "mirror then holds every file's contents; with its size at that time.",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -64,6 +64,7 @@ class BranchSnapshot(models.Model):
       contains the base, whichever parent brought it in (`tracker.lag.base_move_time`).
     - *other refs behind*: for a branch that also follows other upstream refs
       (`TrackedBranch.also_follows`), upstream ref -> commits of it the branch lacks.
+    - *unknown*: the figures that could not be measured, with the reason (see `unknown`).
     """
 
     branch = models.ForeignKey(TrackedBranch, on_delete=models.CASCADE, related_name="snapshots")
@@ -102,6 +103,9 @@ class BranchSnapshot(models.Model):
     patches_changed = models.IntegerField(default=0)
     conflicting_patches = models.IntegerField(default=0)
     conflicting_files = models.IntegerField(default=0)
+    # Figures that could not be measured -> why (tracker.health.UNKNOWN_FIGURES): objects the
+    # mirror lacks and no remote has. Their columns hold 0 then; pages say "unknown".
+    unknown = models.JSONField(default=dict, blank=True)
 
     objects = SnapshotQuerySet.as_manager()
 
@@ -122,6 +126,21 @@ class BranchSnapshot(models.Model):
     def status(self) -> str:
         """ "current", "behind" or "overdue": see tracker.lag.lag_status."""
         return lag_status(self.days_behind, self.milestones_behind or 0)
+
+    @property
+    def unknown_versions(self) -> str:
+        """Why the base version, versions and milestones behind are unknown ("" if known)."""
+        return self.unknown.get("versions", "")
+
+    @property
+    def unknown_patch_ids(self) -> str:
+        """Why patch identities (already upstream, churn) are unknown ("" if known)."""
+        return self.unknown.get("patch_ids", "")
+
+    @property
+    def unknown_conflicts(self) -> str:
+        """Why the predicted conflicts are unknown ("" if known)."""
+        return self.unknown.get("conflicts", "")
 
 
 class PatchChange(models.TextChoices):

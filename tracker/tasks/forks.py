@@ -14,7 +14,7 @@ from tracker.health import NoCommonHistory
 from tracker.locks import SyncBusy, mirror_lock
 from tracker.metrics import record_sync
 from tracker.models import Fork, Upstream
-from tracker.sync import sync_fork, sync_upstream
+from tracker.sync import maintain_upstream_mirror, sync_fork, sync_upstream
 from tracker.tasks.alerts import evaluate_alerts_task
 from tracker.tasks.upstream import retries_wait
 
@@ -81,4 +81,27 @@ def sync_all_forks_task() -> int:
     ids = list(Fork.objects.values_list("pk", flat=True))
     for fork_id in ids:
         sync_fork_task.delay(fork_id)
+    return len(ids)
+
+
+@shared_task(name="tracker.maintain_mirror")
+def maintain_mirror_task(upstream_id: int) -> str:
+    """Housekeeping of one upstream's mirror (`maintain_upstream_mirror`), under its sync
+    lock: a sync running now just moves it to the next scheduled run."""
+    upstream = Upstream.objects.filter(pk=upstream_id).first()
+    if upstream is None:
+        return f"upstream {upstream_id} no longer exists"
+    try:
+        with mirror_lock(upstream.slug):
+            return maintain_upstream_mirror(upstream, now=timezone.now())
+    except SyncBusy as exc:
+        return f"skipped: {exc}"
+
+
+@shared_task(name="tracker.maintain_mirrors")
+def maintain_mirrors_task() -> int:
+    """Queue `maintain_mirror_task` for every upstream (beat runs this); returns how many."""
+    ids = list(Upstream.objects.values_list("pk", flat=True))
+    for upstream_id in ids:
+        maintain_mirror_task.delay(upstream_id)
     return len(ids)
