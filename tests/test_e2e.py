@@ -16,9 +16,11 @@ from tracker.generator import build_world, standard_world
 
 
 def _get(url, **kwargs):
+    """The response, or None while the server is not answering yet: refused, or accepted
+    and not answered in time (gunicorn's workers still booting on a loaded machine)."""
     try:
         return requests.get(url, timeout=5, **kwargs)
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):
         return None
 
 
