@@ -26,12 +26,27 @@ def _record_error(obj, exc: Exception) -> None:
     obj.save(update_fields=["last_error"])
 
 
-def upstream_refs(upstream: Upstream, mirror: Mirror) -> list[tuple[str, str]]:
-    """(upstream ref, mirror ref) for main and every release branch, main first."""
-    refs = [(upstream.main_ref, Mirror.upstream_ref(upstream.main_ref))]
+def upstream_tips(upstream: Upstream, mirror: Mirror) -> dict[str, str]:
+    """Mirror ref -> commit of main and of every release branch: one ref listing."""
+    main = Mirror.upstream_ref(upstream.main_ref)
     prefix = "refs/upstream/" + upstream.release_branch_pattern.removeprefix("refs/")
     prefix = prefix.rsplit("*", 1)[0]
-    for local in sorted(list_refs(mirror, prefix)):
+    return {
+        local: sha
+        for local, sha in list_refs(mirror, main, prefix).items()
+        if local == main or local.startswith(prefix)
+    }
+
+
+def upstream_refs(
+    upstream: Upstream, mirror: Mirror, tips: dict[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """(upstream ref, mirror ref) for main and every release branch, main first, the branches
+    by name; from `tips` (`upstream_tips`) when given, else from a listing of its own."""
+    main = Mirror.upstream_ref(upstream.main_ref)
+    tips = upstream_tips(upstream, mirror) if tips is None else tips
+    refs = [(upstream.main_ref, main)]
+    for local in sorted(set(tips) - {main}):
         refs.append(("refs/" + local.removeprefix("refs/upstream/"), local))
     return refs
 
@@ -44,8 +59,9 @@ def sync_upstream(upstream: Upstream, *, now: datetime, ingest: bool = True) -> 
             from tracker.ingest.history import ingest_upstream_history
 
             with open_repo(mirror.path):
-                refs = upstream_refs(upstream, mirror)
-                stats = ingest_upstream_history(upstream, mirror.path, refs)
+                tips = upstream_tips(upstream, mirror)
+                refs = upstream_refs(upstream, mirror, tips)
+                stats = ingest_upstream_history(upstream, mirror.path, refs, tips=tips)
             logger.info("upstream %s: %d new commits", upstream.slug, stats.commits)
     except (GitError, CredentialsError) as exc:
         _record_error(upstream, exc)

@@ -7,6 +7,7 @@ Chromium-sized history fits: about 1,000,000 rows on main plus the release branc
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import RowNumber
 
 from tracker.models.repos import Upstream
 
@@ -14,9 +15,10 @@ from tracker.models.repos import Upstream
 class UpstreamCommit(models.Model):
     """An upstream commit and the facts parsed from its message.
 
-    `ref` is the upstream ref whose ingestion first reached the commit: refs/heads/main for
-    main commits, refs/branch-heads/N for commits only on a release branch. Whether another
-    ref contains a main commit follows from positions (the branch-point rule: a main commit at
+    `ref` is refs/heads/main (the upstream's main ref) for main commits; for a commit only on
+    release branches, the first of them by name when it was ingested (refs/branch-heads/N).
+    Every release branch holding it is in `ReleaseBranchCommit`. Whether a release branch
+    contains a main commit follows from positions (the branch-point rule: a main commit at
     position P is in a branch cut at position B when P <= B).
     """
 
@@ -109,6 +111,62 @@ class CommitBug(models.Model):
         return f"{self.project}:{self.bug_id} in {self.sha[:12]}"
 
 
+class ReleaseBranchCommit(models.Model):
+    """A commit of a release branch that main lacks: one of the branch's own commits, as
+    ``git log main..<branch>`` lists them. A bare branch point (a branch whose tip is a main
+    commit) has none; a commit on several release branches (one cut from another) has a row
+    for each.
+
+    Written by the ingestion whenever the branch moves (tracker.ingest.history), so a branch
+    holds main..tip as of its last move.
+    """
+
+    # Bulk-loaded like UpstreamCommit: see there why no constraint and no index of its own.
+    upstream = models.ForeignKey(
+        Upstream,
+        on_delete=models.CASCADE,
+        related_name="release_branch_commits",
+        db_constraint=False,
+        db_index=False,
+    )
+    ref = models.CharField(max_length=200)
+    sha = models.CharField(max_length=40)
+
+    class Meta:
+        constraints = [
+            # Also the index of a branch's own commits (the ingestion's rewrites of a branch).
+            models.UniqueConstraint(
+                fields=["upstream", "ref", "sha"], name="uniq_release_branch_commit"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sha[:12]} on {self.ref}"
+
+
+class IngestCursorQuerySet(models.QuerySet):
+    def for_sync_page(self, recent: int) -> IngestCursorQuerySet:
+        """Each upstream's main cursor and its `recent` most recently moved ones, every row
+        annotated with its upstream's totals (`ref_count`, `commit_count`, `last_moved`): one
+        query, however many refs."""
+        by_upstream = {"partition_by": [models.F("upstream")]}
+        return (
+            self.select_related("upstream")
+            .annotate(
+                recency=models.Window(
+                    RowNumber(),
+                    order_by=[models.F("updated_at").desc(), models.F("ref")],
+                    **by_upstream,
+                ),
+                ref_count=models.Window(models.Count("pk"), **by_upstream),
+                commit_count=models.Window(models.Sum("commits"), **by_upstream),
+                last_moved=models.Window(models.Max("updated_at"), **by_upstream),
+            )
+            .filter(models.Q(recency__lte=recent) | models.Q(ref=models.F("upstream__main_ref")))
+            .order_by("upstream__name", "upstream", "recency")
+        )
+
+
 class IngestCursor(models.Model):
     """How far ingestion of one upstream ref has got: the tip it last finished with.
 
@@ -120,10 +178,13 @@ class IngestCursor(models.Model):
     ref = models.CharField(max_length=200)
     sha = models.CharField(max_length=40)
     commits = models.IntegerField(default=0, help_text="Commits ingested for this ref so far.")
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="When the ref last moved.")
+
+    objects = IngestCursorQuerySet.as_manager()
 
     class Meta:
         constraints = [
+            # Also the index of the sync page's list of one upstream's refs, by name.
             models.UniqueConstraint(fields=["upstream", "ref"], name="uniq_ingest_cursor"),
         ]
 
