@@ -6,6 +6,9 @@ Chromium-sized history fits: about 1,000,000 rows on main plus the release branc
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
+
 from django.db import models
 from django.db.models.functions import RowNumber
 
@@ -144,13 +147,25 @@ class ReleaseBranchCommit(models.Model):
         return f"{self.sha[:12]} on {self.ref}"
 
 
+@dataclass
+class RefSummary:
+    """One upstream's ingested refs on the sync page: how many refs have a cursor, the
+    commits counted over them, when one last moved, main's cursor and the most recently moved
+    release branches' (newest first)."""
+
+    refs: int
+    commits: int
+    last_moved: datetime
+    main: IngestCursor | None = None
+    recent: list[IngestCursor] = field(default_factory=list)
+
+
 class IngestCursorQuerySet(models.QuerySet):
-    def for_sync_page(self, recent: int) -> IngestCursorQuerySet:
-        """Each upstream's main cursor and its `recent` most recently moved ones, every row
-        annotated with its upstream's totals (`ref_count`, `commit_count`, `last_moved`): one
-        query, however many refs."""
+    def sync_summaries(self, recent: int) -> dict[str, RefSummary]:
+        """Each upstream's `RefSummary` by slug, with its `recent` most recently moved refs
+        besides main: one query, however many refs (6,000 on a Chromium dependency)."""
         by_upstream = {"partition_by": [models.F("upstream")]}
-        return (
+        rows = (
             self.select_related("upstream")
             .annotate(
                 recency=models.Window(
@@ -162,9 +177,23 @@ class IngestCursorQuerySet(models.QuerySet):
                 commit_count=models.Window(models.Sum("commits"), **by_upstream),
                 last_moved=models.Window(models.Max("updated_at"), **by_upstream),
             )
-            .filter(models.Q(recency__lte=recent) | models.Q(ref=models.F("upstream__main_ref")))
-            .order_by("upstream__name", "upstream", "recency")
+            .filter(
+                models.Q(recency__lte=recent + 1) | models.Q(ref=models.F("upstream__main_ref"))
+            )
+            .order_by("upstream", "recency")
         )
+        summaries: dict[str, RefSummary] = {}
+        for cursor in rows:
+            summary = summaries.get(cursor.upstream.slug)
+            if summary is None:
+                summary = summaries[cursor.upstream.slug] = RefSummary(
+                    cursor.ref_count, cursor.commit_count, cursor.last_moved
+                )
+            if cursor.ref == cursor.upstream.main_ref:
+                summary.main = cursor
+            elif len(summary.recent) < recent:
+                summary.recent.append(cursor)
+        return summaries
 
 
 class IngestCursor(models.Model):
