@@ -650,3 +650,17 @@ def test_branches_that_move_after_the_first_ingest_keep_exactly_their_own_commit
 
     again = ingest_upstream_history(upstream, repo, refs, tips=tips)
     assert again.moved == again.commits == 0
+
+
+def test_bug_projects_that_are_one_once_cut_to_the_column_give_one_row(upstream, tmp_path):
+    repo = tmp_path / "long.git"
+    git(tmp_path, "init", "--quiet", "--bare", str(repo))
+    long = "p" * 45
+    message = f"Two long projects\n\nBug: {long}:7, {long}q:7\n".encode()
+    (sha,) = append_commits(repo, MAIN, [message], parent=None)
+
+    ingest_upstream_history(upstream, repo, [(MAIN, MAIN)])  # copied straight: a first ingest
+
+    assert list(CommitBug.objects.filter(upstream=upstream).values_list("sha", "bug_id")) == [
+        (sha, 7)
+    ]
