@@ -5,17 +5,19 @@
 
 Uses the upstream repository given (default: /tmp/fh-1m/upstream.git when it exists, else a
 world generated with --commits under --out). Creates its own database (``forkhealth_bench`` on
-the server of DATABASE_URL), migrates it, and drops it at the end. Measures, in one run:
+the server of DATABASE_URL), migrates it, and drops it at the end. Everything reads a scratch
+repository with the upstream's refs that borrows its objects (``objects/info/alternates``)
+and has a commit-graph, as mirrors do (fetches write one), so the repository given is never
+modified. Measures, in one run:
 
-1. ``git log`` over the same commits, with the ingestion's format, read through a pipe and
-   discarded: the floor any ingestion stands on;
+1. the floor any ingestion stands on: one ``git log`` with the ingestion's format over main
+   and every release branch in a single pass (each commit once), read through a pipe and
+   discarded, and written by git to /dev/null; best of two each;
 2. a full ingest of refs/heads/main and every refs/branch-heads/* (and its ratio to 1);
 3. the peak memory of this process (Django included; ``ru_maxrss``) and of git;
-4. an incremental sync after 200 new main commits.
+4. an incremental sync after 200 new main commits, then one with nothing new.
 
-The repository is never modified: new commits go into a scratch repository that borrows its
-objects (``objects/info/alternates``) and is deleted at the end. Not a test: it measures, it
-asserts nothing.
+Not a test: it measures, it asserts nothing.
 """
 
 from __future__ import annotations
@@ -113,23 +115,25 @@ def _append_main_commits(repo: Path, count: int) -> None:
         stdin.write(bytes(stream))
 
 
-def _git_log_seconds(repo: Path, revision_sets: list[list[str]]) -> tuple[float, float, int]:
-    """Times of the git log commands the ingestion runs: (written by git to /dev/null, read
-    through a pipe by this process and discarded, bytes)."""
+def _git_log_seconds(repo: Path, revisions: list[str]) -> tuple[float, float, int]:
+    """Best of two single-pass ``git log`` runs over `revisions` with the ingestion's format:
+    (written by git to /dev/null, read through a pipe by this process and discarded, bytes)."""
     from tracker.git import git_output_stream, run_git
     from tracker.gitlog import log_args
 
-    started = time.perf_counter()
-    for revisions in revision_sets:
-        run_git(log_args(revisions, ["--output=/dev/null"]), git_dir=repo, timeout=3600)
-    to_null = time.perf_counter() - started
-    started = time.perf_counter()
+    to_null = through_pipe = float("inf")
     size = 0
-    for revisions in revision_sets:
+    for _ in range(2):
+        started = time.perf_counter()
+        run_git(log_args(revisions, ["--output=/dev/null"]), git_dir=repo, timeout=3600)
+        to_null = min(to_null, time.perf_counter() - started)
+        started = time.perf_counter()
+        size = 0
         with git_output_stream(log_args(revisions), git_dir=repo, timeout=3600) as out:
             while chunk := out.read(1 << 20):
                 size += len(chunk)
-    return to_null, time.perf_counter() - started, size
+        through_pipe = min(through_pipe, time.perf_counter() - started)
+    return to_null, through_pipe, size
 
 
 def main() -> None:
@@ -174,31 +178,31 @@ def main() -> None:
         ["for-each-ref", "--format=%(refname)", "refs/branch-heads/"], git_dir=upstream_path
     ).text.split()
     refs = [("refs/heads/main", "refs/heads/main"), *((ref, ref) for ref in branches)]
-    main_tip = run_git(["rev-parse", "refs/heads/main"], git_dir=upstream_path).text.strip()
-    # What the ingestion reads: main, then each branch without what main already gave.
-    revision_sets = [[main_tip]] + [[ref, f"^{main_tip}"] for ref in branches]
 
     _admin(admin_url, f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
     _admin(admin_url, f'CREATE DATABASE "{BENCH_DB}"')
     scratch = Path(tempfile.mkdtemp(prefix="fh-bench-ingest-"))
     try:
+        repo = scratch / "up.git"
+        _scratch_copy(upstream_path, repo, ["refs/heads/", "refs/branch-heads/"])
+        print("writing the commit-graph …", flush=True)
+        run_git(["commit-graph", "write", "--reachable"], git_dir=repo, timeout=3600)
         call_command("migrate", verbosity=0)
         upstream = Upstream.objects.create(
             slug="bench", name="Benchmark upstream", git_url=str(upstream_path)
         )
         batch = {"batch_size": args.batch_size} if args.batch_size else {}
 
-        git_null, git_pipe, git_bytes = _git_log_seconds(upstream_path, revision_sets)
+        git_null, git_pipe, git_bytes = _git_log_seconds(repo, [local for _ref, local in refs])
         rss_before = _rss_mb()
-        full = ingest_upstream_history(upstream, upstream_path, refs, **batch)
+        full = ingest_upstream_history(upstream, repo, refs, **batch)
         peak_self = _peak_mb(resource.RUSAGE_SELF)
         peak_git = _peak_mb(resource.RUSAGE_CHILDREN)
         rows = UpstreamCommit.objects.filter(upstream=upstream).count()
 
-        _scratch_copy(upstream_path, scratch / "up.git", ["refs/heads/", "refs/branch-heads/"])
-        _append_main_commits(scratch / "up.git", NEW_COMMITS)
-        sync = ingest_upstream_history(upstream, scratch / "up.git", refs, **batch)
-        noop = ingest_upstream_history(upstream, scratch / "up.git", refs, **batch)
+        _append_main_commits(repo, NEW_COMMITS)
+        sync = ingest_upstream_history(upstream, repo, refs, **batch)
+        noop = ingest_upstream_history(upstream, repo, refs, **batch)
 
         print()
         print(f"upstream: {upstream_path} ({len(branches)} release branches)")
@@ -207,8 +211,8 @@ def main() -> None:
         print("| figure | value | goal |")
         print("| --- | --- | --- |")
         print(f"| commits read by git log | {full.commits:,} ({git_bytes / 2**20:,.0f} MB) | |")
-        print(f"| git log, written to /dev/null | {git_null:.1f} s | |")
-        print(f"| git log, read through a pipe and discarded | {git_pipe:.1f} s | |")
+        print(f"| one git log over every ref, written to /dev/null | {git_null:.1f} s | |")
+        print(f"| one git log over every ref, read through a pipe | {git_pipe:.1f} s | |")
         print(
             f"| full ingest (main + {len(branches)} branches) | {full.seconds:.1f} s "
             f"({full.commits / full.seconds:,.0f} commits/s) | |"

@@ -208,3 +208,11 @@ def test_streams_round_trip_through_fast_import_and_log(tmp_path):
     failing = git_output_stream(["log", "--end-of-options", "missing"], git_dir=repo)
     with pytest.raises(GitError, match="failed"), failing as out:
         out.read()
+    # Revisions on stdin (git log --stdin), for lists too long for an argument list.
+    tip = run_git(["rev-parse", "refs/heads/main"], git_dir=repo).text.strip()
+    revisions = f"{tip}\n".encode() * 20_000
+    with git_output_stream(["log", "--format=%s", "--stdin"], git_dir=repo, input=revisions) as out:
+        assert out.read() == b"hello\n"
+    failing = git_output_stream(["log", "--stdin"], git_dir=repo, input=b"0" * 40 + b"\n")
+    with pytest.raises(GitError, match="bad object"), failing as out:
+        out.read()

@@ -199,6 +199,58 @@ def test_sync_page_shows_sources_cursors_and_progress_in_constant_queries(
 
 
 @pytest.mark.django_db
+def test_sync_page_summarises_thousands_of_refs_and_lists_them_a_page_at_a_time(
+    staff_client, django_assert_num_queries
+):
+    import re
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tracker.models import IngestCursor
+    from tracker.views import RECENT_REFS, REFS_PAGE_SIZE
+
+    upstream = Upstream.objects.create(
+        slug="angle", name="ANGLE", git_url="/x", release_branch_pattern="refs/heads/chromium/*"
+    )
+    IngestCursor.objects.bulk_create(
+        [IngestCursor(upstream=upstream, ref="refs/heads/main", sha="a" * 40, commits=28_685)]
+        + [
+            IngestCursor(
+                upstream=upstream, ref=f"refs/heads/chromium/{n}", sha="b" * 40, commits=n % 3
+            )
+            for n in range(2013, 8013)
+        ]
+    )
+    later = timezone.now() + timedelta(hours=1)
+    for n in range(8000, 8012):  # moved since, the newest last
+        IngestCursor.objects.filter(ref=f"refs/heads/chromium/{n}").update(
+            updated_at=later + timedelta(minutes=n - 8000)
+        )
+    with django_assert_num_queries(5):  # user, 3 freshness, the refs' summary
+        body = staff_client.get(reverse("sync")).content.decode()
+    assert "6001 refs ingested, 34685 commits counted over them" in body
+    shown = re.findall(r"<tr><td><code>(refs/[^<]+)</code>", body)
+    assert shown == ["refs/heads/main"] + [
+        f"refs/heads/chromium/{n}" for n in range(8011, 8011 - RECENT_REFS, -1)
+    ]
+    assert len(body) < 20_000  # not 6,001 rows
+    refs = reverse("sync-refs", args=["angle"])
+    assert f'href="{refs}"' in body
+
+    with django_assert_num_queries(4):  # user, upstream, count, page
+        first = staff_client.get(refs).content.decode()
+    assert first.count("<tr><td><code>refs/") == REFS_PAGE_SIZE
+    assert "page 1 of 61" in first and "refs/heads/chromium/2013<" in first
+    last = staff_client.get(refs, {"page": 61}).content.decode()
+    assert last.count("<tr><td><code>refs/") == 1 and "refs/heads/main<" in last
+    found = staff_client.get(refs, {"q": "6099"}).content.decode()
+    assert found.count("<tr><td><code>refs/") == 1 and "refs/heads/chromium/6099<" in found
+    assert "page 1 of" not in found
+    assert staff_client.get(reverse("sync-refs", args=["nope"])).status_code == 404
+
+
+@pytest.mark.django_db
 def test_fork_and_branch_pages_escape_git_text_and_keep_queries_constant(
     staff_client, django_assert_max_num_queries
 ):

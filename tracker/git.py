@@ -431,9 +431,13 @@ def git_output_stream(
     cwd: Path | str | None = None,
     timeout: float | None = None,
     remote: RemoteURL | None = None,
+    input: bytes | None = None,
 ) -> Iterator[IO[bytes]]:
     """Run git and yield its stdout as a binary stream, for output too large for memory.
 
+    `input` is written to git's stdin, which is then closed, before the output is read: for
+    commands that read all their input before they write (``git log --stdin``, which takes
+    revisions there rather than in an argument list that thousands of refs would overflow).
     The exit status is checked when the block ends (GitError on failure). Leaving the block
     early (break, exception) kills git.
     """
@@ -442,10 +446,15 @@ def git_output_stream(
         git_dir=git_dir,
         cwd=cwd,
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
         stdout=subprocess.PIPE,
         remote=remote,
     ) as proc:
+        if input is not None:
+            # git stopping early (a bad revision) shows in its exit status, checked at the end.
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(input)  # type: ignore[union-attr]
+                proc.stdin.close()  # type: ignore[union-attr]
         yield proc.stdout  # type: ignore[misc]
 
 

@@ -329,11 +329,18 @@ def maintain_mirror(mirror: Mirror) -> Maintenance:
     )
 
 
-def list_refs(mirror: Mirror, prefix: str) -> dict[str, str]:
-    """Refs under `prefix` in the mirror: full ref name -> commit id (tags peeled)."""
-    check_ref_name(prefix.rstrip("/"))
+def list_refs(mirror: Mirror, prefix: str, *prefixes: str) -> dict[str, str]:
+    """Refs under `prefix` (and each of `prefixes`) in the mirror, in one listing: full ref
+    name -> commit id (tags peeled)."""
+    for each in (prefix, *prefixes):
+        check_ref_name(each.rstrip("/"))
     out = run_git(
-        ["for-each-ref", "--format=%(refname)%00%(objectname)%00%(*objectname)", prefix],
+        [
+            "for-each-ref",
+            "--format=%(refname)%00%(objectname)%00%(*objectname)",
+            prefix,
+            *prefixes,
+        ],
         git_dir=mirror.path,
     ).text
     refs = {}

@@ -43,19 +43,39 @@ def _record_error(obj, exc: Exception) -> None:
     obj.save(update_fields=["last_error"])
 
 
-def upstream_refs(upstream: Upstream, mirror: Mirror) -> list[tuple[str, str]]:
-    """(upstream ref, mirror ref) for main, then every release branch (those the release
-    branch patterns select), then the other refs tracked branches follow; main first."""
+def upstream_tips(upstream: Upstream, mirror: Mirror) -> dict[str, str]:
+    """Mirror ref -> commit of main, of every release branch the release branch patterns
+    select and of the other refs tracked branches follow: one ref listing."""
+    main = Mirror.upstream_ref(upstream.main_ref)
     patterns = RefPatterns.parse(upstream.release_branch_pattern)
-    wanted = upstream_selection(upstream)
-    found: set[str] = set()
-    for prefix in patterns.listing_prefixes():
-        found.update(
-            "refs/" + local.removeprefix(UPSTREAM_NAMESPACE)
-            for local in list_refs(mirror, UPSTREAM_NAMESPACE + prefix.removeprefix("refs/"))
-        )
-    release = patterns.select(found - {upstream.main_ref})
-    followed = [ref for ref in wanted.optional if ref not in release]
+    followed = {Mirror.upstream_ref(ref) for ref in upstream_selection(upstream).optional}
+    prefixes = [UPSTREAM_NAMESPACE + p.removeprefix("refs/") for p in patterns.listing_prefixes()]
+    listed = list_refs(mirror, main, *prefixes, *sorted(followed))
+    release = set(patterns.select(_upstream_name(local) for local in listed))
+    return {
+        local: sha
+        for local, sha in listed.items()
+        if local == main or local in followed or _upstream_name(local) in release
+    }
+
+
+def _upstream_name(local: str) -> str:
+    """The upstream's own name of a mirror ref (refs/upstream/heads/x -> refs/heads/x)."""
+    return "refs/" + local.removeprefix(UPSTREAM_NAMESPACE)
+
+
+def upstream_refs(
+    upstream: Upstream, mirror: Mirror, tips: dict[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """(upstream ref, mirror ref) for main, then every release branch (those the release
+    branch patterns select, by name), then the other refs tracked branches follow that the
+    mirror has; from `tips` (`upstream_tips`) when given, else from a listing of its own."""
+    main = Mirror.upstream_ref(upstream.main_ref)
+    tips = upstream_tips(upstream, mirror) if tips is None else tips
+    patterns = RefPatterns.parse(upstream.release_branch_pattern)
+    names = [_upstream_name(local) for local in tips if local != main]
+    release = patterns.select(names)
+    followed = sorted(set(names) - set(release))
     return [(ref, Mirror.upstream_ref(ref)) for ref in [upstream.main_ref, *release, *followed]]
 
 
@@ -67,8 +87,9 @@ def sync_upstream(upstream: Upstream, *, now: datetime, ingest: bool = True) -> 
             from tracker.ingest.history import ingest_upstream_history
 
             with open_repo(mirror.path):
-                refs = upstream_refs(upstream, mirror)
-                stats = ingest_upstream_history(upstream, mirror.path, refs)
+                tips = upstream_tips(upstream, mirror)
+                refs = upstream_refs(upstream, mirror, tips)
+                stats = ingest_upstream_history(upstream, mirror.path, refs, tips=tips)
             logger.info("upstream %s: %d new commits", upstream.slug, stats.commits)
     except (GitError, CredentialsError) as exc:
         _record_error(upstream, exc)

@@ -7,6 +7,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
     path("sync/", views.sync_status, name="sync"),
+    path("sync/<slug:slug>/refs/", views.sync_refs, name="sync-refs"),
     path("security/", security_views.security_matrix, name="security"),
     path("security.csv", security_views.security_csv, name="security-csv"),
     path("security/<str:cve>/", security_views.cve_detail, name="cve"),

@@ -6,6 +6,7 @@ import json
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db.models import Count, Exists, OuterRef, Prefetch, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -106,24 +107,43 @@ def _overview_context(now, running: dict) -> dict:
     }
 
 
+RECENT_REFS = 10  # refs besides main shown per upstream on the sync page, most recently moved
+REFS_PAGE_SIZE = 100  # refs a page on an upstream's list of refs
+
+
 @login_required
 @require_safe
 def sync_status(request: HttpRequest) -> HttpResponse:
-    """Freshness of every upstream data source, mirror and fork, each upstream's ingest
-    cursors, and the progress of running syncs (five queries)."""
+    """Freshness of every upstream data source, mirror and fork, a summary of each upstream's
+    ingested refs (main and the most recently moved), and the progress of running syncs
+    (five queries, however many refs)."""
     freshness = source_freshness(timezone.now())
-    cursors: dict[str, list[IngestCursor]] = {}
-    for cursor in IngestCursor.objects.select_related("upstream").order_by("upstream", "ref"):
-        cursors.setdefault(cursor.upstream.slug, []).append(cursor)
+    summaries = IngestCursor.objects.sync_summaries(RECENT_REFS)
     mirrors = [f for f in freshness if f.kind == "mirror"]
     running = sync_progress.current(m.slug for m in mirrors)
     ctx = {
         "sources": [f for f in freshness if f.kind == "source"],
-        "mirrors": [(m, cursors.get(m.slug, []), running.get(m.slug)) for m in mirrors],
+        "mirrors": [(m, summaries.get(m.slug), running.get(m.slug)) for m in mirrors],
         "forks": [f for f in freshness if f.kind == "fork"],
         "running": bool(running),
     }
     return render(request, "tracker/sync.html", ctx)
+
+
+@login_required
+@require_safe
+def sync_refs(request: HttpRequest, slug: str) -> HttpResponse:
+    """One upstream's ingested refs by name, `REFS_PAGE_SIZE` a page, those whose name holds
+    ``?q=`` when given (four queries)."""
+    upstream = get_object_or_404(Upstream, slug=slug)
+    query = request.GET.get("q", "").strip()
+    cursors = IngestCursor.objects.filter(upstream=upstream).order_by("ref")
+    if query:
+        cursors = cursors.filter(ref__contains=query)
+    page = Paginator(cursors, REFS_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request, "tracker/sync_refs.html", {"upstream": upstream, "page": page, "q": query}
+    )
 
 
 @require_safe

@@ -193,3 +193,51 @@ def test_recorded_bulletins_list_each_cve_once_in_chrome_releases_shape(world):
     releases = json.loads((data / "chromiumdash-fetch_releases.json").read_text())
     stable_versions = {r["version"] for r in releases if r["channel"] == "Stable"}
     assert {v["first_stable_version"] for v in shipped} <= stable_versions
+
+
+def test_chromium_branches_without_branch_point_footers_match_their_truth(tmp_path):
+    from tracker.generator import build_world, standard_world
+
+    spec = standard_world(
+        seed=11,
+        main_commits=800,
+        milestones=2,
+        vulnerabilities=2,
+        chromium_branches=300,
+        git_forks=(),
+        patch_series_forks=(),
+    )
+    truth = build_world(spec, tmp_path / "w")["upstream"]
+    repo = truth["path"]
+    branches = truth["chromium_branches"]
+    listed = git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/chromium/")
+    assert dict(line.split() for line in listed.splitlines()) == {
+        b["ref"]: b["tip"] for b in branches
+    }
+    names = [b["ref"].removeprefix("refs/heads/chromium/") for b in branches]
+    assert names[:2] == ["2013", "2014"] and sum("_" not in name for name in names) == 300
+    assert any(name.endswith("_1") for name in names) and any(n.endswith("_1_1") for n in names)
+    main = set(git(repo, "rev-list", "refs/heads/main").split())
+    bare = 0
+    for branch in branches:
+        own = git(repo, "log", "--format=%H", f"refs/heads/main..{branch['ref']}").split()
+        assert set(own) == set(branch["own_commits"]), branch["ref"]
+        assert branch["branch_point"] in main
+        bare += not own
+        for _sha, message in log_messages(repo, f"refs/heads/main..{branch['ref']}"):
+            assert "Cr-Branched-From" not in message and "Cr-Commit-Position" not in message
+            assert "(cherry picked from commit " in message
+    assert bare > len(branches) * 0.9  # mostly bare branch points on main
+    # Shared commits: a NNNN_1 branch holds some of its NNNN branch's own commits.
+    by_ref = {b["ref"]: set(b["own_commits"]) for b in branches}
+    assert any(by_ref[ref] & by_ref[ref.rsplit("_", 1)[0]] for ref in by_ref if ref.endswith("_1"))
+    # One branch's first cherry-pick is dated before its branch point.
+    skewed = [
+        b
+        for b in branches
+        if b["own_commits"]
+        and "_" not in b["ref"]
+        and int(git(repo, "log", "-1", "--format=%ct", b["own_commits"][0]))
+        < int(git(repo, "log", "-1", "--format=%ct", b["branch_point"]))
+    ]
+    assert len(skewed) == 1

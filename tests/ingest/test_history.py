@@ -7,12 +7,19 @@ from pathlib import Path
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from tests.helpers import footers, git, log_messages
 from tracker.generator import build_world, standard_world
 from tracker.git import UnsafeGitInput, git_input_stream, run_git
 from tracker.ingest.history import _CopyWriter, _OrmWriter, ingest_upstream_history
-from tracker.models import CommitBug, IngestCursor, Upstream, UpstreamCommit
+from tracker.models import (
+    CommitBug,
+    IngestCursor,
+    ReleaseBranchCommit,
+    Upstream,
+    UpstreamCommit,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -155,6 +162,8 @@ def test_release_branches_read_only_their_own_commits(world, upstream, ingested)
         assert sorted(c.position for c in commits) == list(range(1, len(commits) + 1))
         assert {c.branched_from_position for c in commits} == {milestone["branch_point_position"]}
         assert {c.branched_from_sha for c in commits} == {milestone["branch_point"]}
+        own = ReleaseBranchCommit.objects.filter(upstream=upstream, ref=ref)
+        assert set(own.values_list("sha", flat=True)) == {c.sha for c in commits}
         tip = UpstreamCommit.objects.get(upstream=upstream, sha=milestone["tip"])
         assert tip.parents and tip.commit_time >= tip.author_time
 
@@ -241,7 +250,8 @@ def test_crash_after_a_batch_then_rerun_leaves_one_row_per_commit(world, upstrea
     with pytest.raises(RuntimeError, match="worker killed"):
         ingest_upstream_history(upstream, repo, refs, batch_size=50, progress=crash_on_second_batch)
 
-    assert calls == [(MAIN, 50), (MAIN, 100)]
+    walk = f"{MAIN} and {len(refs) - 1} more refs"  # every ref in one walk
+    assert calls == [(walk, 50), (walk, 100)]
     assert 100 <= rows(upstream) < world["upstream"]["main_commits"]
     assert not IngestCursor.objects.filter(upstream=upstream).exists()
 
@@ -263,11 +273,11 @@ def test_a_failing_batch_write_stops_the_run_and_the_rerun_completes(world, upst
     real_write = _CopyWriter.write
     writes = []
 
-    def failing_write(self, commits, bugs):
+    def failing_write(self, commits, *rest):
         writes.append(len(commits))
         if len(writes) == 2:
             raise OSError("connection lost")
-        return real_write(self, commits, bugs)
+        return real_write(self, commits, *rest)
 
     monkeypatch.setattr(_CopyWriter, "write", failing_write)
     with pytest.raises(OSError, match="connection lost"):
@@ -461,3 +471,196 @@ def test_long_author_names_are_cut_to_the_column(upstream, tmp_path):
     commit = UpstreamCommit.objects.get(upstream=upstream)
     assert commit.author_name == "N" * 200
     assert len(commit.author_email) == 200
+
+
+# --- thousands of release branches without branch-point footers ---------------------------
+
+CHROMIUM = "refs/heads/chromium/"
+BRANCHES = 5000
+
+
+@pytest.fixture(scope="module")
+def dependency_world(tmp_path_factory):
+    """An upstream shaped like ANGLE: 5,000 refs/heads/chromium/NNNN branches (and the
+    NNNN_1, NNNN_1_1 cut from some) without Cr-Branched-From, most bare branch points."""
+    spec = standard_world(
+        seed=5,
+        main_commits=6000,
+        milestones=2,
+        vulnerabilities=4,
+        chromium_branches=BRANCHES,
+        git_forks=(),
+        patch_series_forks=(),
+    )
+    return build_world(spec, tmp_path_factory.mktemp("dependency") / "w")
+
+
+@pytest.fixture
+def dependency(dependency_world):
+    return Upstream.objects.create(
+        slug="angle",
+        name="ANGLE",
+        git_url=dependency_world["upstream"]["path"],
+        release_branch_pattern=f"{CHROMIUM}*",
+    )
+
+
+def dependency_refs(repo: Path | str) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """Main and every chromium/* branch of `repo`, with their tips (one listing)."""
+    listed = git(repo, "for-each-ref", "--format=%(refname) %(objectname)", MAIN, CHROMIUM)
+    tips = dict(line.split() for line in listed.splitlines())
+    return [(MAIN, MAIN), *((ref, ref) for ref in sorted(tips) if ref != MAIN)], tips
+
+
+def own_commits(upstream: Upstream) -> dict[str, set[str]]:
+    """ReleaseBranchCommit rows by branch."""
+    own: dict[str, set[str]] = {}
+    for ref, sha in ReleaseBranchCommit.objects.filter(upstream=upstream).values_list("ref", "sha"):
+        own.setdefault(ref, set()).add(sha)
+    return own
+
+
+def git_own(repo: Path | str, ref: str) -> set[str]:
+    """Plain git's answer: the commits of `ref` that main lacks."""
+    return set(git(repo, "log", "--format=%H", f"{MAIN}..{ref}").split())
+
+
+def sampled(branches: list[dict]) -> list[dict]:
+    """Every branch with commits of its own, and one bare branch point in fifty."""
+    return [b for i, b in enumerate(branches) if b["own_commits"] or i % 50 == 0]
+
+
+@pytest.fixture
+def started_git(monkeypatch):
+    """The git commands started from now on (every git process goes through tracker.git)."""
+    from tracker import git as gate
+
+    commands: list[list[str]] = []
+    real = gate._popen
+
+    def recording(command, **kwargs):
+        commands.append([arg for arg in command[1:] if not arg.startswith("--git-dir=")])
+        return real(command, **kwargs)
+
+    monkeypatch.setattr(gate, "_popen", recording)
+    return commands
+
+
+def test_5000_release_branches_are_ingested_in_one_walk_each_commit_on_its_branches(
+    dependency_world, dependency, started_git
+):
+    upstream = dependency
+    truth = dependency_world["upstream"]
+    repo = truth["path"]
+    refs, tips = dependency_refs(repo)
+    assert len(refs) - 1 == len(truth["chromium_branches"]) > BRANCHES
+    started_git.clear()
+
+    stats = ingest_upstream_history(upstream, repo, refs, tips=tips)
+
+    # One count for the progress bar, one walk; no git per ref.
+    assert [command[0] for command in started_git] == ["rev-list", "log"]
+    total = int(git(repo, "rev-list", "--count", "--end-of-options", MAIN, *tips.values()))
+    assert stats.commits == stats.inserted == rows(upstream) == total
+    assert stats.moved == len(refs) and stats.rewalked == 0
+    main_commits = set(git(repo, "rev-list", MAIN).split())
+    stored = dict(UpstreamCommit.objects.filter(upstream=upstream).values_list("sha", "ref"))
+    assert {sha for sha, ref in stored.items() if ref == MAIN} == main_commits
+    own = own_commits(upstream)
+    for branch in truth["chromium_branches"]:
+        assert own.get(branch["ref"], set()) == set(branch["own_commits"]), branch["ref"]
+        for sha in branch["own_commits"]:
+            assert stored[sha].startswith(CHROMIUM)  # recorded under the first branch by name
+    for branch in sampled(truth["chromium_branches"]):
+        assert own.get(branch["ref"], set()) == git_own(repo, branch["ref"]), branch["ref"]
+    cursors = dict(IngestCursor.objects.filter(upstream=upstream).values_list("ref", "sha"))
+    assert cursors == {ref: tips[local] for ref, local in refs}
+
+
+def test_a_sync_with_no_ref_moved_costs_one_ref_listing(
+    dependency_world, dependency, settings, tmp_path, started_git, django_assert_max_num_queries
+):
+    from tracker.sync import sync_upstream
+
+    settings.GIT_LOCAL_ROOTS = [Path(dependency_world["path"])]
+    settings.MIRROR_DIR = tmp_path / "mirrors"
+    upstream = dependency
+    now = timezone.now()
+    sync_upstream(upstream, now=now)
+    moved = dict(IngestCursor.objects.filter(upstream=upstream).values_list("ref", "updated_at"))
+    assert len(moved) == len(dependency_world["upstream"]["chromium_branches"]) + 1
+    started_git.clear()
+
+    with django_assert_max_num_queries(2):  # the cursors, the upstream's sync time
+        sync_upstream(upstream, now=now)
+
+    assert [command[0] for command in started_git] == ["fetch", "for-each-ref"]
+    after = dict(IngestCursor.objects.filter(upstream=upstream).values_list("ref", "updated_at"))
+    assert after == moved  # no cursor written
+
+
+def test_branches_that_move_after_the_first_ingest_keep_exactly_their_own_commits(
+    dependency_world, dependency, tmp_path
+):
+    """New branches cut from main or from another branch's known commits, branches moving on,
+    rewritten or reset: after each sync every branch holds what plain git says it holds."""
+    upstream, truth = dependency, dependency_world["upstream"]
+    repo = scratch_copy(truth["path"], tmp_path / "up.git")
+    refs, tips = dependency_refs(repo)
+    ingest_upstream_history(upstream, repo, refs, tips=tips)
+    # Three unrelated branches with two commits or more of their own (not NNNN_1 branches).
+    grown, forked, rewritten = [
+        b for b in truth["chromium_branches"] if len(b["own_commits"]) >= 2 and "_" not in b["ref"]
+    ][:3]
+    bare = next(b for b in truth["chromium_branches"] if not b["own_commits"])
+    old_main = truth["main_tags"][0]["sha"]
+
+    main_tip = git(repo, "rev-parse", MAIN).strip()
+    append_commits(repo, MAIN, main_messages(tip_position(repo) + 1, 3, "Main"), parent=main_tip)
+    # One branch moves on while a new one is cut below its old tip, and another on top of it.
+    append_commits(repo, grown["ref"], [b"[M1] Grown\n"], parent=grown["tip"])
+    git(repo, "update-ref", f"{grown['ref']}_9", grown["own_commits"][0])
+    append_commits(repo, f"{grown['ref']}_8", [b"[M1] On top\n"], parent=grown["tip"])
+    # A new branch cut from an unmoved branch's commits, with a commit of its own.
+    append_commits(repo, f"{forked['ref']}_9", [b"[M1] Forked\n"], parent=forked["own_commits"][1])
+    # A branch rewritten onto main, a bare branch point moved to an older main commit, and
+    # new bare branch points on old and new main commits.
+    append_commits(repo, rewritten["ref"], [b"[M1] Rewritten\n"], parent=old_main)
+    git(repo, "update-ref", bare["ref"], old_main)
+    git(repo, "update-ref", f"{CHROMIUM}99998", old_main)
+    git(repo, "update-ref", f"{CHROMIUM}99999", MAIN)
+    refs, tips = dependency_refs(repo)
+
+    stats = ingest_upstream_history(upstream, repo, refs, tips=tips)
+
+    # The new commits, and the two known ones of the unmoved branch the forked one is cut
+    # from (read again: only the cursors of refs that moved are left out of the walk).
+    assert stats.inserted == 3 + 1 + 1 + 1 + 1
+    assert stats.commits == stats.inserted + 2
+    assert stats.moved == 1 + 8
+    own = own_commits(upstream)
+    checked = {grown["ref"], f"{grown['ref']}_9", f"{grown['ref']}_8", f"{forked['ref']}_9"}
+    checked |= {rewritten["ref"], bare["ref"], f"{CHROMIUM}99998", f"{CHROMIUM}99999"}
+    checked |= {b["ref"] for b in sampled(truth["chromium_branches"])}
+    for ref in sorted(checked):
+        assert own.get(ref, set()) == git_own(repo, ref), ref
+    # Settled from the walk alone: the branch that moved on, the bare points. Listed again:
+    # the branches cut from known branch commits and the rewritten one.
+    assert stats.rewalked == 3
+
+    again = ingest_upstream_history(upstream, repo, refs, tips=tips)
+    assert again.moved == again.commits == 0
+
+
+def test_bug_projects_that_are_one_once_cut_to_the_column_give_one_row(upstream, tmp_path):
+    repo = tmp_path / "long.git"
+    git(tmp_path, "init", "--quiet", "--bare", str(repo))
+    long = "p" * 45
+    message = f"Two long projects\n\nBug: {long}:7, {long}q:7\n".encode()
+    (sha,) = append_commits(repo, MAIN, [message], parent=None)
+
+    ingest_upstream_history(upstream, repo, [(MAIN, MAIN)])  # copied straight: a first ingest
+
+    assert list(CommitBug.objects.filter(upstream=upstream).values_list("sha", "bug_id")) == [
+        (sha, 7)
+    ]

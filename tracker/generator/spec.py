@@ -84,6 +84,11 @@ class WorldSpec:
     days: int = 6 * 28
     files: int = 160
     vulnerabilities: int = 12
+    # Release branches refs/heads/chromium/NNNN in the shape of Chromium's dependency
+    # repositories (ANGLE has 6,093): no Cr-Branched-From or branch positions, most of them
+    # bare branch points on main, some with cherry-picks of their own, a few cut from another
+    # branch's commits (NNNN_1) or sharing one's tip (NNNN_1_1). See UpstreamPlan.
+    chromium_branches: int = 0
     git_forks: tuple[GitForkSpec, ...] = field(default_factory=tuple)
     patch_series_forks: tuple[PatchSeriesForkSpec, ...] = field(default_factory=tuple)
 

@@ -5,6 +5,14 @@ each milestone, and security fixes with bug ids in the forms real Chromium uses.
 but the newest is cut to `refs/branch-heads/BUILD`, whose commits carry branch positions and
 `Cr-Branched-From`, cherry-picks of fixes, and "Incrementing VERSION" commits tagged
 MAJOR.0.BUILD.PATCH. Everything is planned first (so forks can refer to it) and then written.
+
+With `WorldSpec.chromium_branches`, the upstream also has release branches in the shape of a
+Chromium dependency repository such as ANGLE: ``refs/heads/chromium/NNNN``, one per Chromium
+build, with no Cr-Branched-From (nor branch positions), most of them bare branch points (their
+tip a main commit), one in 25 with cherry-picks of later main commits, and every fourth of
+those with a ``NNNN_1`` branch cut from its commits (sharing them), every other one of which
+has a ``NNNN_1_1`` at the very same tip. One branch's first cherry-pick is dated before its
+branch point (clocks are skewed).
 """
 
 from __future__ import annotations
@@ -217,6 +225,32 @@ class UpRef:
     index: int
 
 
+@dataclass
+class ChromiumBranch:
+    """A release branch ``refs/heads/chromium/<name>`` without branch-point footers.
+
+    Cut from main commit `bp_index`, or, when `parent` is set (an index into the plan's
+    `chromium` list), from the commit after `parent_picks` of that branch's own commits; then
+    its own cherry-picks of the main commits `picks`, oldest first. `marks` are the marks of
+    its own commits once written (the last one its tip).
+    """
+
+    name: str
+    bp_index: int
+    picks: list[int] = field(default_factory=list)
+    parent: int = -1
+    parent_picks: int = 0
+    skewed: bool = False
+    marks: list[int] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"refs/heads/chromium/{self.name}"
+
+
+FIRST_CHROMIUM_BRANCH = 2013  # ANGLE's oldest, refs/heads/chromium/2013
+
+
 # The vulnerabilities with special shapes land late, while forks' release branches are live:
 # 4 the dependency roll, 3 the two-commit fix, 5 the in-the-wild one, 2 the one with two ids.
 _LATE_SPECIALS = (4, 3, 5, 2)
@@ -253,6 +287,7 @@ class UpstreamPlan:
         self.milestones = self._plan_milestones()
         self.vulns: list[Vulnerability] = []
         self._plan_vulnerabilities()
+        self.chromium = self._plan_chromium_branches()
 
     # --- time and position -------------------------------------------------------------
     def position(self, index: int) -> int:
@@ -421,6 +456,40 @@ class UpstreamPlan:
                     continue
                 kind = "roll" if vuln.kind == "dependency_roll" else "pick"
                 m.commits.append(BranchCommit(time=when, kind=kind, vuln=vuln.number, part=part))
+
+    def _plan_chromium_branches(self) -> list[ChromiumBranch]:
+        """The refs/heads/chromium/* branches (see the module docstring), by number."""
+        count, n = self.spec.chromium_branches, len(self.times)
+        if count > n - 2:
+            raise ValueError("chromium_branches must be fewer than main_commits - 1")
+        rng = random.Random(self.spec.seed * 104729 + 3)  # apart from the rest of the plan
+        branches: list[ChromiumBranch] = []
+        with_picks = 0
+        for k in range(count):
+            bp = 1 + k * (n - 2) // max(count, 1)
+            branch = ChromiumBranch(str(FIRST_CHROMIUM_BRANCH + k), bp)
+            branches.append(branch)
+            if k % 25 != 7 or bp >= n - 1:
+                continue
+            picks = sorted(rng.sample(range(bp + 1, n), min(n - 1 - bp, rng.randint(1, 8))))
+            branch.picks = picks
+            branch.skewed = with_picks == 1
+            with_picks += 1
+            if with_picks % 4 != 1:
+                continue
+            parent = len(branches) - 1
+            cut = rng.randint(1, len(picks))
+            child = ChromiumBranch(f"{branch.name}_1", bp, parent=parent, parent_picks=cut)
+            later = range(picks[cut - 1] + 1, n)
+            child.picks = sorted(rng.sample(later, min(len(later), rng.randint(0, 2))))
+            branches.append(child)
+            if with_picks % 8 == 1:
+                branches.append(
+                    ChromiumBranch(
+                        f"{branch.name}_1_1", bp, parent=len(branches) - 1, parent_picks=-1
+                    )
+                )
+        return branches
 
     # --- containment (the ground truth of ancestry) --------------------------------------
     def part_in(self, base: UpRef, vuln: Vulnerability, part: int) -> bool:
@@ -790,8 +859,82 @@ class Shas:
         return self.by_mark[main_mark(index)]
 
 
+def chromium_pick_message(plan: UpstreamPlan, branch: ChromiumBranch, j: int, shas: Shas) -> str:
+    """A cherry-pick onto a dependency repository's chromium/NNNN branch: no positions."""
+    index = branch.picks[j]
+    rng = random.Random(index * 31 + j)
+    subject, body = random_subject(rng)
+    number = branch.name.split("_")[0]
+    reviewer = AUTHORS[index % len(AUTHORS)]
+    return (
+        f"[M{number}] {subject}\n\n{body}\n\n(cherry picked from commit {shas.main(index)})\n\n"
+        f"Change-Id: {change_id('chromium-branch', plan.spec.seed, branch.name, j)}\n"
+        f"Reviewed-on: https://chromium-review.googlesource.com/c/angle/angle/+/"
+        f"{7_000_000 + index * 10 + j}\n"
+        f"Reviewed-by: {reviewer.name} <{reviewer.email}>\n"
+    )
+
+
+def write_chromium_branches(plan: UpstreamPlan, w: FastImportWriter, shas: Shas) -> None:
+    """The refs/heads/chromium/* branches (part of phase 2: their picks name main commits)."""
+    tips: list[str] = []  # each branch's tip, as a fast-import reference
+    for branch in plan.chromium:
+        ref = f"{UPSTREAM_NS}/heads/chromium/{branch.name}"
+        if branch.parent < 0:
+            parent = f":{main_mark(branch.bp_index)}"
+        elif branch.parent_picks < 0:
+            parent = tips[branch.parent]
+        else:
+            parent = f":{plan.chromium[branch.parent].marks[branch.parent_picks - 1]}"
+        if not branch.picks:
+            w.reset(ref, parent)
+        for j, index in enumerate(branch.picks):
+            mark = plan.new_mark()
+            branch.marks.append(mark)
+            when = plan.times[index] + 3600
+            if branch.skewed and j == 0:
+                when = plan.times[branch.bp_index] - DAY
+            w.commit(
+                ref,
+                mark,
+                author=AUTHORS[index % len(AUTHORS)],
+                author_time=when - 600,
+                committer=COMMIT_BOT,
+                commit_time=when,
+                message=chromium_pick_message(plan, branch, j, shas),
+                parent=parent,
+                files={f"chromium_branches/{branch.name}.txt": f"pick {j} of {index}\n".encode()},
+            )
+            parent = f":{mark}"
+        tips.append(parent)
+
+
+def chromium_branch_commits(plan: UpstreamPlan, shas: Shas) -> list[dict]:
+    """Ground truth of the chromium/* branches: each one's tip, branch point on main and own
+    commits (those main lacks, what ``git log main..<branch>`` lists)."""
+    own: list[list[str]] = []
+    out = []
+    for branch in plan.chromium:
+        inherited: list[str] = []
+        if branch.parent >= 0:
+            source = own[branch.parent]
+            inherited = source[: branch.parent_picks] if branch.parent_picks >= 0 else source
+        mine = inherited + [shas[mark] for mark in branch.marks]
+        own.append(mine)
+        out.append(
+            {
+                "ref": branch.ref,
+                "tip": mine[-1] if mine else shas.main(branch.bp_index),
+                "branch_point": shas.main(branch.bp_index),
+                "own_commits": mine,
+            }
+        )
+    return out
+
+
 def write_branches(plan: UpstreamPlan, w: FastImportWriter, shas: Shas) -> None:
     """Phase 2: the release branches and their version tags (needs main's commit ids)."""
+    write_chromium_branches(plan, w, shas)
     vulns = {v.number: v for v in plan.vulns}
     for m in plan.milestones:
         ref = f"{UPSTREAM_NS}/branch-heads/{m.build}"

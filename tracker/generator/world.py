@@ -28,6 +28,7 @@ from tracker.generator.upstream import (
     Shas,
     UpRef,
     UpstreamPlan,
+    chromium_branch_commits,
     fix_message_parts,
     main_mark,
     write_branches,
@@ -108,6 +109,7 @@ class World:
             UPSTREAM_NS,
             {
                 "heads/main": "refs/heads/main",
+                "heads/chromium/": "refs/heads/chromium/",
                 "branch-heads/": "refs/branch-heads/",
                 "tags/": "refs/tags/",
             },
@@ -142,6 +144,7 @@ class World:
                     commands.append(f"create {target}{rest.removeprefix(prefix)} {sha}\n")
                     break
         run_git(["update-ref", "--stdin"], git_dir=repo, input="".join(commands).encode())
+        run_git(["pack-refs", "--all"], git_dir=repo)  # as fetched repositories keep them
         run_git(["symbolic-ref", "HEAD", "refs/heads/main"], git_dir=repo)
 
     def _write_upstream_data(self) -> None:
@@ -275,6 +278,7 @@ class World:
                 ],
                 "first_position": up.position(0),
                 "milestones": milestones,
+                "chromium_branches": chromium_branch_commits(up, shas),
             },
             "vulnerabilities": vulns,
             "forks": forks,

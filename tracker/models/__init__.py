@@ -26,7 +26,7 @@ from tracker.models.forksecurity import (
     TriageDecision,
     UpstreamPatchId,
 )
-from tracker.models.history import CommitBug, IngestCursor, UpstreamCommit
+from tracker.models.history import CommitBug, IngestCursor, ReleaseBranchCommit, UpstreamCommit
 from tracker.models.releases import (
     Bulletin,
     BulletinLine,
@@ -91,6 +91,7 @@ __all__ = [
     "PatchChange",
     "Placement",
     "Platform",
+    "ReleaseBranchCommit",
     "ReleaseSource",
     "RollFix",
     "Severity",

@@ -6,7 +6,11 @@ Chromium-sized history fits: about 1,000,000 rows on main plus the release branc
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
+
 from django.db import models
+from django.db.models.functions import RowNumber
 
 from tracker.models.repos import Upstream
 
@@ -14,9 +18,10 @@ from tracker.models.repos import Upstream
 class UpstreamCommit(models.Model):
     """An upstream commit and the facts parsed from its message.
 
-    `ref` is the upstream ref whose ingestion first reached the commit: refs/heads/main for
-    main commits, refs/branch-heads/N for commits only on a release branch. Whether another
-    ref contains a main commit follows from positions (the branch-point rule: a main commit at
+    `ref` is refs/heads/main (the upstream's main ref) for main commits; for a commit only on
+    release branches, the first of them by name when it was ingested (refs/branch-heads/N).
+    Every release branch holding it is in `ReleaseBranchCommit`. Whether a release branch
+    contains a main commit follows from positions (the branch-point rule: a main commit at
     position P is in a branch cut at position B when P <= B).
     """
 
@@ -109,6 +114,88 @@ class CommitBug(models.Model):
         return f"{self.project}:{self.bug_id} in {self.sha[:12]}"
 
 
+class ReleaseBranchCommit(models.Model):
+    """A commit of a release branch that main lacks: one of the branch's own commits, as
+    ``git log main..<branch>`` lists them. A bare branch point (a branch whose tip is a main
+    commit) has none; a commit on several release branches (one cut from another) has a row
+    for each.
+
+    Written by the ingestion whenever the branch moves (tracker.ingest.history), so a branch
+    holds main..tip as of its last move.
+    """
+
+    # Bulk-loaded like UpstreamCommit: see there why no constraint and no index of its own.
+    upstream = models.ForeignKey(
+        Upstream,
+        on_delete=models.CASCADE,
+        related_name="release_branch_commits",
+        db_constraint=False,
+        db_index=False,
+    )
+    ref = models.CharField(max_length=200)
+    sha = models.CharField(max_length=40)
+
+    class Meta:
+        constraints = [
+            # Also the index of a branch's own commits (the ingestion's rewrites of a branch).
+            models.UniqueConstraint(
+                fields=["upstream", "ref", "sha"], name="uniq_release_branch_commit"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sha[:12]} on {self.ref}"
+
+
+@dataclass
+class RefSummary:
+    """One upstream's ingested refs on the sync page: how many refs have a cursor, the
+    commits counted over them, when one last moved, main's cursor and the most recently moved
+    release branches' (newest first)."""
+
+    refs: int
+    commits: int
+    last_moved: datetime
+    main: IngestCursor | None = None
+    recent: list[IngestCursor] = field(default_factory=list)
+
+
+class IngestCursorQuerySet(models.QuerySet):
+    def sync_summaries(self, recent: int) -> dict[str, RefSummary]:
+        """Each upstream's `RefSummary` by slug, with its `recent` most recently moved refs
+        besides main: one query, however many refs (6,000 on a Chromium dependency)."""
+        by_upstream = {"partition_by": [models.F("upstream")]}
+        rows = (
+            self.select_related("upstream")
+            .annotate(
+                recency=models.Window(
+                    RowNumber(),
+                    order_by=[models.F("updated_at").desc(), models.F("ref")],
+                    **by_upstream,
+                ),
+                ref_count=models.Window(models.Count("pk"), **by_upstream),
+                commit_count=models.Window(models.Sum("commits"), **by_upstream),
+                last_moved=models.Window(models.Max("updated_at"), **by_upstream),
+            )
+            .filter(
+                models.Q(recency__lte=recent + 1) | models.Q(ref=models.F("upstream__main_ref"))
+            )
+            .order_by("upstream", "recency")
+        )
+        summaries: dict[str, RefSummary] = {}
+        for cursor in rows:
+            summary = summaries.get(cursor.upstream.slug)
+            if summary is None:
+                summary = summaries[cursor.upstream.slug] = RefSummary(
+                    cursor.ref_count, cursor.commit_count, cursor.last_moved
+                )
+            if cursor.ref == cursor.upstream.main_ref:
+                summary.main = cursor
+            elif len(summary.recent) < recent:
+                summary.recent.append(cursor)
+        return summaries
+
+
 class IngestCursor(models.Model):
     """How far ingestion of one upstream ref has got: the tip it last finished with.
 
@@ -120,10 +207,13 @@ class IngestCursor(models.Model):
     ref = models.CharField(max_length=200)
     sha = models.CharField(max_length=40)
     commits = models.IntegerField(default=0, help_text="Commits ingested for this ref so far.")
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="When the ref last moved.")
+
+    objects = IngestCursorQuerySet.as_manager()
 
     class Meta:
         constraints = [
+            # Also the index of the sync page's list of one upstream's refs, by name.
             models.UniqueConstraint(fields=["upstream", "ref"], name="uniq_ingest_cursor"),
         ]
 
