@@ -54,7 +54,7 @@ def test_transient_git_failure_is_retried_and_recorded(acme, monkeypatch):
     def unreachable(*args, **kwargs):
         raise GitError("git fetch failed (exit 128): unable to access: connection refused")
 
-    monkeypatch.setattr("tracker.sync.fetch_upstream", unreachable)
+    monkeypatch.setattr("tracker.sync.fetch_upstream_refs", unreachable)
     with pytest.raises(Retry):
         sync_fork_task.apply(args=[fork.pk], throw=True)
     fork.upstream.refresh_from_db()
@@ -68,7 +68,7 @@ def test_permanent_failure_is_not_retried(acme, monkeypatch):
     def refused(*args, **kwargs):
         raise UnsafeGitInput("repository URL scheme 'ext' is not allowed")
 
-    monkeypatch.setattr("tracker.sync.fetch_upstream", refused)
+    monkeypatch.setattr("tracker.sync.fetch_upstream_refs", refused)
     with pytest.raises(UnsafeGitInput):
         sync_upstream_task.apply(args=[fork.upstream.pk], throw=True)
     fork.upstream.refresh_from_db()
@@ -101,7 +101,7 @@ def test_in_embedded_mode_failures_wait_for_the_next_scheduled_sync(acme, monkey
         calls.append(args)
         raise GitError("git fetch failed (exit 128): unable to access: connection refused")
 
-    monkeypatch.setattr("tracker.sync.fetch_upstream", unreachable)
+    monkeypatch.setattr("tracker.sync.fetch_upstream_refs", unreachable)
     with pytest.raises(GitError):
         sync_fork_task.apply(args=[fork.pk], throw=True)
     assert len(calls) == 1

@@ -145,10 +145,11 @@ def upstream_selection(upstream: Upstream) -> RefSelection:
     )
 
 
-def upstream_refspecs(upstream: Upstream) -> list[str]:
+def upstream_refspecs(upstream: Upstream, selection: RefSelection | None = None) -> list[str]:
+    selection = selection or upstream_selection(upstream)
     return [
         _refspec(source, UPSTREAM_NAMESPACE + source.removeprefix("refs/"))
-        for source in upstream_selection(upstream).fetch_sources()
+        for source in selection.fetch_sources()
     ]
 
 
@@ -177,14 +178,14 @@ def fork_refspecs(fork: Fork) -> list[str]:
     ]
 
 
-def drop_unselected(mirror: Mirror, namespace: str, selection: RefSelection) -> list[str]:
+def drop_unselected(
+    mirror: Mirror, namespace: str, selection: RefSelection, listed: dict[str, str] | None = None
+) -> list[str]:
     """Delete the refs under `namespace` whose remote name (``refs/`` + the rest) `selection`
-    does not select; returns their names."""
-    gone = [
-        ref
-        for ref in list_refs(mirror, namespace)
-        if not selection.matches("refs/" + ref.removeprefix(namespace))
-    ]
+    does not select; returns their names. `listed`: the namespace's refs, when the caller
+    has listed them already."""
+    listed = list_refs(mirror, namespace) if listed is None else listed
+    gone = [ref for ref in listed if not selection.matches("refs/" + ref.removeprefix(namespace))]
     delete_refs(mirror, gone)
     return gone
 
@@ -200,21 +201,34 @@ def delete_refs(mirror: Mirror, refs: list[str]) -> None:
     run_git(["update-ref", "--stdin"], git_dir=mirror.path, input=commands)
 
 
-def fetch_upstream(upstream: Upstream, mirror: Mirror | None = None) -> Mirror:
-    """Fetch the upstream's main ref, release branches and tags into the mirror."""
+def fetch_upstream(
+    upstream: Upstream, mirror: Mirror | None = None, selection: RefSelection | None = None
+) -> Mirror:
+    """Fetch the upstream's main ref, release branches and tags into the mirror (`selection`:
+    `upstream_selection`, when the caller has it already)."""
+    return fetch_upstream_refs(upstream, mirror, selection)[0]
+
+
+def fetch_upstream_refs(
+    upstream: Upstream, mirror: Mirror | None = None, selection: RefSelection | None = None
+) -> tuple[Mirror, dict[str, str]]:
+    """`fetch_upstream`, and the upstream refs the mirror holds afterwards (mirror ref ->
+    commit, tags peeled), from the one listing that dropping the unselected ones needs."""
     mirror = mirror or ensure_mirror(upstream)
+    selection = selection or upstream_selection(upstream)
     progress.report(upstream.slug, "fetching upstream")
     remote = upstream.remote(settings.GIT_LOCAL_ROOTS)
     args = ["fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", *_filter_args()]
     result = run_git(
-        [*args, UPSTREAM_REMOTE, *upstream_refspecs(upstream)],
+        [*args, UPSTREAM_REMOTE, *upstream_refspecs(upstream, selection)],
         git_dir=mirror.path,
         remote=remote,
         timeout=settings.GIT_TIMEOUT,
     )
-    drop_unselected(mirror, UPSTREAM_NAMESPACE, upstream_selection(upstream))
+    listed = list_refs(mirror, UPSTREAM_NAMESPACE)
+    gone = set(drop_unselected(mirror, UPSTREAM_NAMESPACE, selection, listed))
     _note_filter_ignored(upstream, mirror, result.stderr)
-    return mirror
+    return mirror, {ref: sha for ref, sha in listed.items() if ref not in gone}
 
 
 def fork_remote(fork: Fork) -> str:

@@ -24,14 +24,14 @@ from tracker.mirrors import (
     ensure_mirror,
     fetch_fork,
     fetch_remotes,
-    fetch_upstream,
+    fetch_upstream_refs,
     list_refs,
     maintain_mirror,
     mirror_path,
     upstream_selection,
 )
 from tracker.models import BranchSnapshot, Fork, ForkKind, Upstream, UpstreamCommit
-from tracker.refpatterns import RefPatterns
+from tracker.refpatterns import RefPatterns, RefSelection
 from tracker.secrets import CredentialsError
 from tracker.versionschemes import scheme_for
 
@@ -43,14 +43,22 @@ def _record_error(obj, exc: Exception) -> None:
     obj.save(update_fields=["last_error"])
 
 
-def upstream_tips(upstream: Upstream, mirror: Mirror) -> dict[str, str]:
+def upstream_tips(
+    upstream: Upstream,
+    mirror: Mirror,
+    selection: RefSelection | None = None,
+    listed: dict[str, str] | None = None,
+) -> dict[str, str]:
     """Mirror ref -> commit of main, of every release branch the release branch patterns
-    select and of the other refs tracked branches follow: one ref listing."""
+    select and of the other refs tracked branches follow: one ref listing, or none when
+    `listed` (the mirror's upstream refs, `fetch_upstream_refs`) is given."""
     main = Mirror.upstream_ref(upstream.main_ref)
     patterns = RefPatterns.parse(upstream.release_branch_pattern)
-    followed = {Mirror.upstream_ref(ref) for ref in upstream_selection(upstream).optional}
+    selection = selection or upstream_selection(upstream)
+    followed = {Mirror.upstream_ref(ref) for ref in selection.optional}
     prefixes = [UPSTREAM_NAMESPACE + p.removeprefix("refs/") for p in patterns.listing_prefixes()]
-    listed = list_refs(mirror, main, *prefixes, *sorted(followed))
+    if listed is None:
+        listed = list_refs(mirror, main, *prefixes, *sorted(followed))
     release = set(patterns.select(_upstream_name(local) for local in listed))
     return {
         local: sha
@@ -82,12 +90,13 @@ def upstream_refs(
 def sync_upstream(upstream: Upstream, *, now: datetime, ingest: bool = True) -> Mirror:
     """Fetch the upstream into its mirror and ingest its new history."""
     try:
-        mirror = fetch_upstream(upstream)
+        selection = upstream_selection(upstream)  # one query, for the fetch and the listing
+        mirror, listed = fetch_upstream_refs(upstream, selection=selection)
         if ingest:
             from tracker.ingest.history import ingest_upstream_history
 
             with open_repo(mirror.path):
-                tips = upstream_tips(upstream, mirror)
+                tips = upstream_tips(upstream, mirror, selection, listed)
                 refs = upstream_refs(upstream, mirror, tips)
                 stats = ingest_upstream_history(upstream, mirror.path, refs, tips=tips)
             logger.info("upstream %s: %d new commits", upstream.slug, stats.commits)
