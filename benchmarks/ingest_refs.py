@@ -36,9 +36,10 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.scratchdb import admin, database_urls
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 os.environ.setdefault("DEBUG", "true")
 
@@ -46,23 +47,6 @@ BENCH_DB = "forkhealth_bench_refs"
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 _started = [0]  # git processes started so far
-
-
-def _database_urls(url: str, name: str) -> tuple[str, str]:
-    """(URL of the benchmark database, URL of the server's maintenance database)."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"postgres", "postgresql", "pgsql"}:
-        sys.exit("benchmarks/ingest_refs.py: DATABASE_URL must point at PostgreSQL")
-    bench = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, ""))
-    return bench, admin
-
-
-def _admin(url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(statement)
 
 
 def _count_git_processes() -> None:
@@ -136,7 +120,9 @@ def main() -> None:
     args = parser.parse_args()
 
     upstream_path = args.upstream.resolve()
-    bench_url, admin_url = _database_urls(os.environ.get("DATABASE_URL", ""), args.database)
+    bench_url, admin_url = database_urls(
+        os.environ.get("DATABASE_URL", ""), args.database, "benchmarks/ingest_refs.py"
+    )
     data_dir = Path(tempfile.mkdtemp(prefix="fh-bench-refs-"))
     # Settings read these once, at django.setup().
     os.environ.update(
@@ -161,8 +147,8 @@ def main() -> None:
     from tracker.registry import register_upstream
 
     fetches = _FetchClock(sync)
-    _admin(admin_url, f'DROP DATABASE IF EXISTS "{args.database}"')
-    _admin(admin_url, f'CREATE DATABASE "{args.database}"')
+    admin(admin_url, f'DROP DATABASE IF EXISTS "{args.database}"')
+    admin(admin_url, f'CREATE DATABASE "{args.database}"')
     try:
         call_command("migrate", verbosity=0)
         upstream = register_upstream(
@@ -236,7 +222,7 @@ def main() -> None:
     finally:
         connections.close_all()
         if not args.keep:
-            _admin(admin_url, f'DROP DATABASE IF EXISTS "{args.database}"')
+            admin(admin_url, f'DROP DATABASE IF EXISTS "{args.database}"')
             shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -45,29 +45,15 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.scratchdb import admin, database_urls
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 os.environ.setdefault("DEBUG", "true")
 
 DAY = 86400
-
-
-def _database_urls(url: str, name: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    if parts.scheme not in {"postgres", "postgresql", "pgsql"}:
-        sys.exit("benchmarks/realpair.py: DATABASE_URL must point at PostgreSQL")
-    bench = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, ""))
-    return bench, admin
-
-
-def _admin(url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(statement)
 
 
 def _local_folder(url: str) -> str | None:
@@ -224,12 +210,13 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="forkhealth-realpair."))
     os.environ["DATA_DIR"] = str(work / "data")
     os.environ["GIT_LOCAL_ROOTS"] = ",".join([str(work / "data"), *roots])
-    bench_url, admin_url = _database_urls(
+    bench_url, admin_url = database_urls(
         os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/forkhealth"),
         args.database,
+        "benchmarks/realpair.py",
     )
-    _admin(admin_url, f'DROP DATABASE IF EXISTS "{args.database}"')
-    _admin(admin_url, f'CREATE DATABASE "{args.database}"')
+    admin(admin_url, f'DROP DATABASE IF EXISTS "{args.database}"')
+    admin(admin_url, f'CREATE DATABASE "{args.database}"')
     os.environ["DATABASE_URL"] = bench_url
     status = 0
     try:
@@ -244,7 +231,7 @@ def main() -> int:
         from django.db import connections
 
         connections.close_all()
-        _admin(admin_url, f'DROP DATABASE IF EXISTS "{args.database}"')
+        admin(admin_url, f'DROP DATABASE IF EXISTS "{args.database}"')
         if args.keep:
             print(f"kept {work}")
         else:

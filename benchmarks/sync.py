@@ -33,30 +33,14 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.scratchdb import admin, database_urls
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 os.environ.setdefault("DEBUG", "true")
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def _database_urls(url: str, name: str) -> tuple[str, str]:
-    """(URL of the benchmark database, URL of the server's maintenance database)."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"postgres", "postgresql", "pgsql"}:
-        sys.exit("benchmarks/sync.py: DATABASE_URL must point at PostgreSQL")
-    bench = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, ""))
-    return bench, admin
-
-
-def _admin(url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(statement)
 
 
 class _Rollback(Exception):
@@ -108,7 +92,9 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true", help="show the syncs' log lines")
     args = parser.parse_args()
 
-    bench_url, admin_url = _database_urls(os.environ.get("DATABASE_URL", ""), args.database)
+    bench_url, admin_url = database_urls(
+        os.environ.get("DATABASE_URL", ""), args.database, "benchmarks/sync.py"
+    )
     data_dir = Path(tempfile.mkdtemp(prefix="fh-bench-sync-"))
     # Settings read these once, at django.setup().
     os.environ.update(DATABASE_URL=bench_url, DATA_DIR=str(data_dir), GIT_LOCAL_ROOTS=str(data_dir))
@@ -127,8 +113,8 @@ def main() -> None:
     from tracker.mirrors import fetch_fork
     from tracker.sync import sync_fork, sync_upstream
 
-    _admin(admin_url, f'DROP DATABASE IF EXISTS "{args.database}"')
-    _admin(admin_url, f'CREATE DATABASE "{args.database}"')
+    admin(admin_url, f'DROP DATABASE IF EXISTS "{args.database}"')
+    admin(admin_url, f'CREATE DATABASE "{args.database}"')
     try:
         call_command("migrate", verbosity=0)
         print(f"building the demo world under {data_dir} …", flush=True)
@@ -178,7 +164,7 @@ def main() -> None:
     finally:
         connections.close_all()
         if not args.keep:
-            _admin(admin_url, f'DROP DATABASE IF EXISTS "{args.database}"')
+            admin(admin_url, f'DROP DATABASE IF EXISTS "{args.database}"')
             shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from tests.helpers import SAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
-# A path out of the root into a sibling checkout: "../shared", or Path(...).parents[N] /
-# "shared" as the tests once did.
-OUTSIDE = re.compile(r"""\.\./shared|/ *["']shared["']|parents\[\d\]\.parent\b""")
+# A path out of the root into the team's sibling folder of reference data ("shared"): the
+# relative path up into it, or Path(...).parents[N] / "shared" as the tests once did.
+SIBLING = "shared"
+OUTSIDE = re.compile(rf"""\.\./{SIBLING}\b|/ *["']{SIBLING}["']|parents\[\d\]\.parent\b""")
 
 
 def tracked_files() -> list[Path]:
