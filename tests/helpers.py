@@ -141,6 +141,24 @@ class _Builder:
         run_git(["tag", "-a", "-m", name, name, sha], git_dir=self.repo, env=env)
 
 
+def add_tag_upstream(world: dict) -> None:
+    """Register the tag world's upstream with `manage.py add_upstream`: "tool", versioned by
+    its release tags (release candidates excluded), release branches ``release-*``."""
+    from django.core.management import call_command
+
+    call_command(
+        "add_upstream",
+        "tool",
+        "--name=Tool",
+        "--url",
+        world["upstream"]["path"],
+        "--main-ref=refs/heads/master",
+        "--release-branches=refs/heads/release-*",
+        "--tags=refs/tags/v*, !refs/tags/*-rc*",
+        "--version-scheme=tags",
+    )
+
+
 def build_tag_world(root: Path) -> dict:
     """An upstream "tool" versioned by its tags, as git is, and a fork "tool-win" that, as git
     for Windows does, carries every upstream tag beside its own ``v*.windows.*`` ones.

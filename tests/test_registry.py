@@ -9,6 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from tests.helpers import add_tag_upstream
 from tests.support.git_https import GitHTTPSServer
 from tracker.generator import build_world, standard_world
 from tracker.git import GitError
@@ -253,17 +254,7 @@ def tool(settings, tmp_path):
     world = build_tag_world(tmp_path / "world")
     settings.GIT_LOCAL_ROOTS = [tmp_path / "world"]
     settings.MIRROR_DIR = tmp_path / "mirrors"
-    call_command(
-        "add_upstream",
-        "tool",
-        "--name=Tool",
-        "--url",
-        world["upstream"]["path"],
-        "--main-ref=refs/heads/master",
-        "--release-branches=refs/heads/release-*",
-        "--tags=refs/tags/v*, !refs/tags/*-rc*",
-        "--version-scheme=tags",
-    )
+    add_tag_upstream(world)
     return world
 
 

@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from tests.helpers import build_tag_world
+from tests.helpers import add_tag_upstream, build_tag_world
 from tracker.mirrors import fetch_upstream
 from tracker.models import BranchSnapshot, Fork, ForkRelease
 from tracker.refpatterns import RefPatterns
@@ -20,17 +20,7 @@ def synced(settings, tmp_path):
     settings.GIT_LOCAL_ROOTS = [tmp_path / "world"]
     settings.MIRROR_DIR = tmp_path / "mirrors"
     settings.GIT_CLONE_FILTER = ""
-    call_command(
-        "add_upstream",
-        "tool",
-        "--name=Tool",
-        "--url",
-        world["upstream"]["path"],
-        "--main-ref=refs/heads/master",
-        "--release-branches=refs/heads/release-*",
-        "--tags=refs/tags/v*, !refs/tags/*-rc*",
-        "--version-scheme=tags",
-    )
+    add_tag_upstream(world)
     call_command(
         "add_fork",
         "tool-win",
